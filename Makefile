@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine:
+#   make demo   -- set up .venv, build the extension, run the main job on generated data (CPU)
+#   make test   -- same set-up, then the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The CUDA kernels are compiled whenever nvcc and a CUDA build of torch are present, even
+# without a GPU; EGOEXO_CPU_ONLY=1 forces a CPU-only build.
+export CUDA_HOME ?= /usr/local/cuda
+export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0
+export MAX_JOBS ?= 2
+
+EXT_STAMP := $(VENV)/.ext-built
+SOURCES   := $(wildcard csrc/*.cpp csrc/*.cu csrc/*.h)
+
+.PHONY: setup demo test bench clean
+
+setup: $(EXT_STAMP)
+
+$(VENV)/.deps-installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(EXT_STAMP): $(VENV)/.deps-installed setup.py $(SOURCES)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+demo: setup
+	$(PY) demo.py
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) bench/bench_ops.py
+	$(PY) bench/bench_loader.py
+
+clean:
+	rm -rf build *.egg-info _egoexo_C*.so $(EXT_STAMP)
