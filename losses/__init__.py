@@ -1,0 +1,1 @@
+"""Training losses and their targets (KD, Interaction-Map soft targets)."""

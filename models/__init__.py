@@ -1,0 +1,1 @@
+"""Ego-Exo backbones (ResNet-3D family, PySlowFast key names) and heads."""
