@@ -1,0 +1,361 @@
+"""Checkpoints for `models.resnet3d.VideoNet`: load released weights, save / restore our own,
+and inflate 2-D ImageNet ResNets into 3-D backbones.
+
+Accepted inputs of `load_checkpoint`:
+
+* a PySlowFast or Ego-Exo `.pyth` file (a dict whose `model_state` is the state dict);
+* this project's checkpoints (`save_checkpoint`: `model_state` + `model_config` + extras);
+* a plain state dict, or a path to one.
+
+Backbone keys are PySlowFast's and load as they are. Head names are mapped onto this project's
+canonical layout (see models/heads.py):
+
+    module.<key>                          -> <key>        (DataParallel / DDP wrapper)
+    head<TASK>.<...>                      -> head.<...>   (Ego-Exo names the head "head" + cfg.TASK)
+    head.projection.*                     -> head.projections.<the model's only task>.*
+    head.projections.<i>.*  (Ego-Exo MultiTaskHead, a list: task heads first, then the KD heads)
+        i < number of the model's tasks   -> head.projections.<i-th task>.*
+        otherwise, by output size: 2      -> head.ego_projection.*
+                                   1000   -> head.object_projection.*
+        (or give `projection_names` to name the list entries explicitly)
+    handobjhead.pathway0_conv_fcn0.*      -> interaction_head.conv.*
+    handobjhead.score_projection.*        -> interaction_head.projection.*
+    headobjhead.*                         -> handobjhead.* (older Ego-Exo spelling, then as above)
+
+A head whose shape differs from the model's (a new dataset's classes) is re-initialised and
+reported; a backbone shape mismatch is an error (wrong arch). BatchNorm `num_batches_tracked`
+counters are not reported as missing: they are bookkeeping, not weights.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .heads import FC_INIT_STD
+from .resnet3d import VideoNet, build_model
+
+log = logging.getLogger(__name__)
+
+# Prefixes of the auxiliary (pre-training only) heads in the canonical layout.
+AUX_HEAD_PREFIXES = ("head.ego_projection.", "head.object_projection.", "interaction_head.")
+# Prefixes of every head: their shapes may legitimately differ from a checkpoint's.
+HEAD_PREFIXES = ("head.", "interaction_head.")
+# Output size of a KD head -> its canonical name (Ego-Exo's MultiTaskHead list entries).
+KD_HEAD_BY_CLASSES = {2: "ego_projection", 1000: "object_projection"}
+# Fixed renames of the Ego-Exo interaction head ("hand-object head").
+INTERACTION_RENAMES = (
+    ("handobjhead.pathway0_conv_fcn0.", "interaction_head.conv."),
+    ("handobjhead.score_projection.", "interaction_head.projection."),
+)
+
+
+@dataclass
+class LoadReport:
+    """What `load_checkpoint` did. Keys are the model's (canonical) names unless noted."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # model keys left at their current values
+    unexpected: list[str] = field(default_factory=list)  # checkpoint keys (after renaming) unused
+    reinitialised: list[str] = field(default_factory=list)  # head modules whose shape differed
+    skipped: list[str] = field(default_factory=list)  # aux-head keys dropped on request
+    renamed: dict[str, str] = field(default_factory=dict)  # checkpoint key -> model key
+
+
+@dataclass
+class InflationReport:
+    """What `inflate_2d_resnet` did."""
+
+    inflated: list[str] = field(default_factory=list)  # model keys filled from the 2-D net
+    unmatched: dict[str, str] = field(default_factory=dict)  # 2-D key -> why it was not used
+    not_filled: list[str] = field(default_factory=list)  # pathway-0 backbone keys left as they were
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+
+def read_state_dict(
+    path_or_state: str | os.PathLike | Mapping, *, trusted: bool = False
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict inside a checkpoint file / dict, and a name for messages.
+
+    `trusted=True` lets torch.load unpickle arbitrary objects (only for files you trust);
+    the default loads tensors and plain containers only."""
+    if isinstance(path_or_state, (str, os.PathLike)):
+        source = str(path_or_state)
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {source}")
+        try:
+            obj = torch.load(source, map_location="cpu", weights_only=not trusted)
+        except Exception as e:  # torch raises several types for unpicklable content
+            raise ValueError(
+                f"{source}: cannot be read as a torch checkpoint ({e}); if it is a trusted file "
+                "holding non-tensor objects, pass trusted=True"
+            ) from e
+    else:
+        source, obj = "<state dict>", path_or_state
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{source}: expected a dict, got {type(obj).__name__}")
+    if "model_state" in obj:
+        state = obj["model_state"]
+    elif obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+    else:
+        raise ValueError(
+            f"{source}: neither a checkpoint with 'model_state' nor a plain state dict "
+            f"(top-level keys: {sorted(obj)[:8]})"
+        )
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{source}: 'model_state' is a {type(state).__name__}, expected a dict")
+    return dict(state), source
+
+
+# ---- key mapping --------------------------------------------------------------------------
+
+
+def _strip_wrappers(key: str) -> str:
+    while key.startswith("module."):
+        key = key[len("module.") :]
+    if key.startswith("headobjhead."):  # before the next rule, which would also match it
+        key = "handobjhead." + key[len("headobjhead.") :]
+    key = re.sub(r"^head[^.]+\.", "head.", key)  # "headcharades-ego." -> "head."
+    for old, new in INTERACTION_RENAMES:
+        if key.startswith(old):
+            key = new + key[len(old) :]
+    return key
+
+
+def canonical_state_dict(
+    state: Mapping[str, torch.Tensor],
+    model: VideoNet,
+    projection_names: Sequence[str] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Rename a PySlowFast / Ego-Exo / own state dict onto `model`'s key layout.
+
+    projection_names: names for Ego-Exo's `head.projections.<i>` list entries, in order, each
+    a task of the model or "ego" / "object"; by default task heads come first, then KD heads
+    recognised by their size. Returns the renamed dict and {old key: new key} for changed keys."""
+    tasks = list(model.head.tasks)
+    by_index: dict[str, str] = {}
+    if projection_names is not None:
+        for i, name in enumerate(projection_names):
+            by_index[str(i)] = {"ego": "ego_projection", "object": "object_projection"}.get(
+                name, f"projections.{name}"
+            )
+    out: dict[str, torch.Tensor] = {}
+    renamed: dict[str, str] = {}
+    for old_key, value in state.items():
+        key = _strip_wrappers(old_key)
+        m = re.match(r"^head\.projection\.(weight|bias)$", key)
+        if m and len(tasks) == 1:
+            key = f"head.projections.{tasks[0]}.{m.group(1)}"
+        m = re.match(r"^head\.projections\.(\d+)\.(weight|bias)$", key)
+        if m:
+            index, param = m.groups()
+            if index in by_index:
+                key = f"head.{by_index[index]}.{param}"
+            elif projection_names is None and int(index) < len(tasks):
+                key = f"head.projections.{tasks[int(index)]}.{param}"
+            elif projection_names is None and value.shape[0] in KD_HEAD_BY_CLASSES:
+                key = f"head.{KD_HEAD_BY_CLASSES[value.shape[0]]}.{param}"
+        if key in out:
+            raise ValueError(f"two checkpoint keys map onto {key!r} (the second is {old_key!r})")
+        out[key] = value
+        if key != old_key:
+            renamed[old_key] = key
+    return out, renamed
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+def _reinit_head_module(name: str, module: nn.Module) -> None:
+    """Fresh head init, as at construction: the interaction head's hidden conv MSRA, every
+    scoring layer N(0, 0.01); zero biases."""
+    if name == "interaction_head.conv":
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    else:
+        nn.init.normal_(module.weight, mean=0.0, std=FC_INIT_STD)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def load_checkpoint(
+    model: VideoNet,
+    path_or_state: str | os.PathLike | Mapping,
+    *,
+    skip_aux_heads: bool = False,
+    projection_names: Sequence[str] | None = None,
+    trusted: bool = False,
+) -> LoadReport:
+    """Load weights into `model` (in place) from any accepted checkpoint; see module docstring.
+
+    skip_aux_heads: ignore the checkpoint's ego / object / interaction heads (the model's own
+    stay as they are). Returns a LoadReport, also logged."""
+    state, source = read_state_dict(path_or_state, trusted=trusted)
+    state, renamed = canonical_state_dict(state, model, projection_names)
+    own = model.state_dict()
+    report = LoadReport(renamed=renamed)
+    to_load: dict[str, torch.Tensor] = {}
+    reinit: set[str] = set()
+    for key, value in state.items():
+        if skip_aux_heads and key.startswith(AUX_HEAD_PREFIXES):
+            report.skipped.append(key)
+        elif key not in own:
+            report.unexpected.append(key)
+        elif value.shape != own[key].shape:
+            if not key.startswith(HEAD_PREFIXES):
+                raise ValueError(
+                    f"{source}: {key} has shape {tuple(value.shape)} in the checkpoint but "
+                    f"{tuple(own[key].shape)} in the model ({model.arch}); wrong arch?"
+                )
+            reinit.add(key.rsplit(".", 1)[0])
+        else:
+            to_load[key] = value
+    # A head is re-initialised as a whole, even if only one of its tensors mismatched.
+    to_load = {k: v for k, v in to_load.items() if k.rsplit(".", 1)[0] not in reinit}
+    model.load_state_dict(to_load, strict=False)
+    modules = dict(model.named_modules())
+    for name in sorted(reinit):
+        _reinit_head_module(name, modules[name])
+    report.reinitialised = sorted(reinit)
+    report.loaded = sorted(to_load)
+    report.missing = sorted(
+        k for k in own if k not in to_load and not k.endswith("num_batches_tracked")
+    )
+    log.info("%s: loaded %d tensors into %s", source, len(to_load), model.arch)
+    for name in report.reinitialised:
+        log.warning("%s: %s has a different shape in the checkpoint: re-initialised", source, name)
+    if report.missing:
+        log.warning(
+            "%s: %d model keys not in the checkpoint: %s",
+            source, len(report.missing), report.missing,
+        )
+    if report.unexpected:
+        log.warning(
+            "%s: %d checkpoint keys unused: %s", source, len(report.unexpected), report.unexpected
+        )
+    if report.skipped:
+        log.info("%s: skipped %d auxiliary-head keys", source, len(report.skipped))
+    return report
+
+
+# ---- this project's checkpoints -----------------------------------------------------------
+
+
+def save_checkpoint(path: str | os.PathLike, model: VideoNet, **extra) -> None:
+    """Write `{"model_state", "model_config", **extra}` (extra: epoch, optimizer_state, ...).
+
+    The layout is PySlowFast's (`model_state`), so PySlowFast tools read it too. Written to a
+    temporary file first and renamed, so a crash never leaves a half-written checkpoint."""
+    clash = {"model_state", "model_config"} & set(extra)
+    if clash:
+        raise ValueError(f"save_checkpoint: reserved keys passed as extras: {sorted(clash)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model_state": model.state_dict(), "model_config": model.config, **extra}, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path_or_checkpoint: str | os.PathLike | Mapping) -> tuple[VideoNet, dict]:
+    """Rebuild a model saved by `save_checkpoint` and load its weights exactly.
+
+    Returns (model, checkpoint dict) so callers can read the extras (epoch, ...)."""
+    if isinstance(path_or_checkpoint, (str, os.PathLike)):
+        source = str(path_or_checkpoint)
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {source}")
+        ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    else:
+        source, ckpt = "<checkpoint dict>", path_or_checkpoint
+    if not isinstance(ckpt, Mapping) or "model_config" not in ckpt:
+        raise ValueError(
+            f"{source}: no 'model_config' -- not saved by save_checkpoint; build the model with "
+            "build_model(...) and use load_checkpoint instead"
+        )
+    model = build_model(**ckpt["model_config"])
+    model.load_state_dict(ckpt["model_state"], strict=True)
+    return model, dict(ckpt)
+
+
+# ---- 2-D -> 3-D inflation -----------------------------------------------------------------
+
+
+def _resnet2d_key_to_3d(key: str) -> str | None:
+    """torchvision ResNet key -> PySlowFast pathway-0 key, or None if it has no counterpart."""
+    if key.startswith("conv1."):
+        return "s1.pathway0_stem.conv." + key[len("conv1.") :]
+    if key.startswith("bn1."):
+        return "s1.pathway0_stem.bn." + key[len("bn1.") :]
+    m = re.match(r"^layer(\d)\.(\d+)\.(.+)$", key)
+    if not m:
+        return None
+    layer, block, rest = int(m.group(1)), m.group(2), m.group(3)
+    prefix = f"s{layer + 1}.pathway0_res{block}."
+    for old, new in (
+        ("conv1.", "branch2.a."),
+        ("bn1.", "branch2.a_bn."),
+        ("conv2.", "branch2.b."),
+        ("bn2.", "branch2.b_bn."),
+        ("conv3.", "branch2.c."),
+        ("bn3.", "branch2.c_bn."),
+        ("downsample.0.", "branch1."),
+        ("downsample.1.", "branch1_bn."),
+    ):
+        if rest.startswith(old):
+            return prefix + new + rest[len(old) :]
+    return None
+
+
+@torch.no_grad()
+def inflate_2d_resnet(
+    model: VideoNet, resnet2d_state_dict: Mapping[str, torch.Tensor]
+) -> InflationReport:
+    """Fill `model`'s pathway-0 backbone from a torchvision 2-D ResNet-50/101 state dict.
+
+    Every k_h x k_w kernel is repeated over the 3-D conv's temporal size kt and divided by kt,
+    so a clip of identical frames gives the 2-D activations (away from the clip's ends, where
+    temporal zero padding sees fewer frames); BatchNorm is copied. The 2-D `fc` and any key
+    whose shape does not fit (e.g. SlowFast's fused slow inputs) are reported, not loaded."""
+    own = model.state_dict()
+    report = InflationReport()
+    for key2d, value in resnet2d_state_dict.items():
+        key2d = key2d[len("module.") :] if key2d.startswith("module.") else key2d
+        key3d = _resnet2d_key_to_3d(key2d)
+        if key3d is None:
+            report.unmatched[key2d] = "no 3-D counterpart (classifier or unknown layer)"
+            continue
+        if key3d not in own:
+            report.unmatched[key2d] = f"{key3d} is not in {model.arch}"
+            continue
+        target = own[key3d]
+        if value.dim() == 4 and target.dim() == 5:
+            kt = target.shape[2]
+            if value.shape != target.shape[:2] + target.shape[3:]:
+                report.unmatched[key2d] = (
+                    f"shape {tuple(value.shape)} does not fit {key3d} {tuple(target.shape)}"
+                )
+                continue
+            value = value.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
+        elif value.shape != target.shape:
+            report.unmatched[key2d] = (
+                f"shape {tuple(value.shape)} does not fit {key3d} {tuple(target.shape)}"
+            )
+            continue
+        target.copy_(value)
+        report.inflated.append(key3d)
+    filled = set(report.inflated)
+    backbone_keys = [k for k in own if re.match(r"^s[1-5]\.pathway0_", k)]
+    report.not_filled = sorted(k for k in backbone_keys if k not in filled)
+    log.info(
+        "inflated %d tensors into %s; %d 2-D keys unused, %d pathway-0 keys not filled",
+        len(report.inflated), model.arch, len(report.unmatched), len(report.not_filled),
+    )
+    return report
