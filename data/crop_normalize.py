@@ -1,0 +1,183 @@
+"""Turns a collated batch of uint8 frames into the network's normalised input in one pass:
+crop the source box of each sample, bilinear-resize it to the output size, flip it, and apply
+(v / 255 - mean) / std, on the training device.
+
+* `crop_normalize` -- the fused C++/CUDA op `torch.ops.egoexo.crop_normalize` (csrc/).
+* `crop_normalize_reference` -- the same definition with gathers in plain PyTorch (tests).
+* `slowfast_pathways` -- [slow, fast] clips of a SlowFast network from one normalised clip.
+* `decode_jpeg_frames` -- JPEG frame-folder bytes -> the padded uint8 batch the op takes,
+  decoded on the GPU when the device is CUDA.
+
+Sampling rule (PyTorch's bilinear with align_corners=False): output pixel (i, j) of an h x w
+output -- column w - 1 - j when flipped -- reads source position
+    sy = y0 + (i + 0.5) * bh / h - 0.5,   sx = x0 + (j + 0.5) * bw / w - 0.5
+of the box (x0, y0, bw, bh) (continuous pixel coordinates: pixel k spans [k, k + 1)), clamped
+to [0, h_b - 1] x [0, w_b - 1] of the sample's real frame, and blends its 2 x 2 neighbours.
+With the box = a crop of the short-side-resized frame mapped back to decoded pixels this is
+exactly PySlowFast's "resize the whole frame, then crop" (tests/test_crop_normalize.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.io import ImageReadMode, decode_jpeg
+
+try:
+    import _egoexo_C  # noqa: F401  (importing it registers torch.ops.egoexo.*)
+except ImportError as error:  # pragma: no cover - depends on the build
+    raise ImportError(
+        "the compiled extension _egoexo_C is missing or stale: run `make setup` in the "
+        f"repository root to build it ({error})"
+    ) from error
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+@torch.library.register_fake("egoexo::crop_normalize")
+def _crop_normalize_fake(frames, sizes, boxes, flip, out_size, mean, std, out_dtype):
+    B, T = frames.shape[0], frames.shape[1]
+    return frames.new_empty((B, 3, T, out_size[0], out_size[1]), dtype=out_dtype)
+
+
+def _pair(out_size: int | Sequence[int]) -> list[int]:
+    size = [out_size, out_size] if isinstance(out_size, int) else [int(v) for v in out_size]
+    if len(size) != 2:
+        raise ValueError(f"crop_normalize: out_size must be an int or (h, w), got {out_size!r}")
+    return size
+
+
+def crop_normalize(
+    frames: torch.Tensor,
+    sizes: torch.Tensor,
+    boxes: torch.Tensor,
+    flip: torch.Tensor,
+    out_size: int | Sequence[int],
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """uint8 frames [B, T, H, W, 3] (sample b's real frames in the top-left sizes[b] = (h_b, w_b)
+    region), sizes int64 [B, 2], boxes float32 [B, 4] (x0, y0, w, h) source region per sample,
+    flip bool [B] -> dtype (float32 or bfloat16) [B, 3, T, h, w]. All on one device (CPU or
+    CUDA). On CUDA, bad values inside sizes/boxes are device-side asserts, not exceptions."""
+    return torch.ops.egoexo.crop_normalize(
+        frames, sizes, boxes, flip, _pair(out_size), [float(v) for v in mean],
+        [float(v) for v in std], dtype,
+    )
+
+
+def _taps(start: torch.Tensor, step: torch.Tensor, positions: torch.Tensor, limit: int):
+    """Bilinear taps (low, high, weight of high) of output positions; float32 in the op's order."""
+    src = start + (positions.float() + 0.5) * step - 0.5
+    src = src.clamp(0, limit - 1)
+    low = src.long()
+    high = torch.where(low < limit - 1, low + 1, low)
+    return low, high, src - low.float()
+
+
+def crop_normalize_reference(
+    frames: torch.Tensor,
+    sizes: torch.Tensor,
+    boxes: torch.Tensor,
+    flip: torch.Tensor,
+    out_size: int | Sequence[int],
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The op's definition, one sample at a time with gathers (no input validation)."""
+    h, w = _pair(out_size)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=frames.device)
+    std_t = torch.tensor(std, dtype=torch.float32, device=frames.device)
+    clips = []
+    for b in range(frames.shape[0]):
+        hb, wb = (int(v) for v in sizes[b])
+        x0, y0, bw, bh = boxes[b].float().unbind()
+        rows = torch.arange(h, device=frames.device)
+        cols = torch.arange(w, device=frames.device)
+        if bool(flip[b]):
+            cols = cols.flip(0)
+        y_low, y_high, wy1 = _taps(y0, bh / h, rows, hb)
+        x_low, x_high, wx1 = _taps(x0, bw / w, cols, wb)
+        wy1, wy0 = wy1[:, None, None], (1 - wy1)[:, None, None]
+        wx1, wx0 = wx1[:, None], (1 - wx1)[:, None]
+        pixels = frames[b].float()  # T, H, W, 3
+        top, bottom = pixels[:, y_low], pixels[:, y_high]  # T, h, W, 3
+        value = wy0 * (wx0 * top[:, :, x_low] + wx1 * top[:, :, x_high]) + wy1 * (
+            wx0 * bottom[:, :, x_low] + wx1 * bottom[:, :, x_high]
+        )
+        clips.append(((value / 255 - mean_t) / std_t).permute(3, 0, 1, 2))
+    if not clips:
+        return torch.empty((0, 3, frames.shape[1], h, w), dtype=dtype, device=frames.device)
+    return torch.stack(clips).to(dtype)
+
+
+def slowfast_pathways(clips: torch.Tensor, alpha: int | None) -> list[torch.Tensor]:
+    """[B, C, T, h, w] -> the network's input list: [clips] for a single-pathway model
+    (alpha None), else [slow, fast] with fast = clips and slow = the T // alpha frames
+    linspace(0, T - 1, T // alpha).long() (PySlowFast's PackPathway)."""
+    if alpha is None:
+        return [clips]
+    T = clips.shape[2]
+    if not isinstance(alpha, int) or alpha < 1 or T // alpha < 1:
+        raise ValueError(f"slowfast_pathways: alpha must be an int in [1, T={T}], got {alpha!r}")
+    index = torch.linspace(0, T - 1, T // alpha, device=clips.device).long()
+    return [clips.index_select(2, index), clips]
+
+
+def decode_jpeg_frames(
+    encoded: Sequence[Sequence[torch.Tensor]], device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoded JPEG frames (B samples x T frames, each a 1-D uint8 tensor of file bytes) ->
+    (frames uint8 [B, T, Hmax, Wmax, 3] with each sample top-left and zero padding,
+    sizes int64 [B, 2] = (h_b, w_b)), both on `device`: the inputs of `crop_normalize`.
+    On CUDA all frames are decoded in one batched nvJPEG call; on CPU on the CPU."""
+    device = torch.device(device)
+    if len(encoded) == 0:
+        raise ValueError("decode_jpeg_frames: got no samples")
+    T = len(encoded[0])
+    for b, sample in enumerate(encoded):
+        if len(sample) != T or T == 0:
+            raise ValueError(
+                f"decode_jpeg_frames: sample {b} has {len(sample)} frames and sample 0 has {T}; "
+                "every sample needs the same positive number of frames"
+            )
+        for t, data in enumerate(sample):
+            is_bytes = isinstance(data, torch.Tensor) and data.dtype == torch.uint8
+            if not (is_bytes and data.dim() == 1):
+                raise ValueError(
+                    f"decode_jpeg_frames: sample {b} frame {t}: expected the file's bytes as a 1-D "
+                    f"uint8 tensor, got {type(data).__name__} "
+                    f"{getattr(data, 'dtype', '')} {tuple(getattr(data, 'shape', ()))}"
+                )
+    flat = [data.cpu() for sample in encoded for data in sample]
+    try:
+        images = decode_jpeg(flat, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError as error:
+        # A batched decode does not say which frame failed: find it one at a time.
+        for n, data in enumerate(flat):
+            try:
+                decode_jpeg(data, mode=ImageReadMode.RGB)
+            except RuntimeError as frame_error:
+                raise ValueError(
+                    f"decode_jpeg_frames: sample {n // T} frame {n % T} is not a decodable JPEG "
+                    f"({frame_error})"
+                ) from frame_error
+        raise
+    shapes = [tuple(image.shape[1:]) for image in images]
+    for n, shape in enumerate(shapes):
+        if shape != shapes[n - n % T]:
+            raise ValueError(
+                f"decode_jpeg_frames: sample {n // T} frame {n % T} is {shape[0]}x{shape[1]} but "
+                f"frame 0 of that sample is {shapes[n - n % T][0]}x{shapes[n - n % T][1]}; the "
+                "frames of one clip must share one size"
+            )
+    sample_shapes = shapes[::T]
+    H, W = max(s[0] for s in sample_shapes), max(s[1] for s in sample_shapes)
+    frames = torch.zeros((len(encoded), T, H, W, 3), dtype=torch.uint8, device=device)
+    for b, (h, w) in enumerate(sample_shapes):
+        frames[b, :, :h, :w] = torch.stack(images[b * T : (b + 1) * T]).permute(0, 2, 3, 1)
+    sizes = torch.tensor(sample_shapes, dtype=torch.int64, device=device)
+    return frames, sizes
