@@ -1,0 +1,1 @@
+"""Video data: decoding, sampling/augmentation, official dataset formats, generated data."""

@@ -1,0 +1,401 @@
+"""torch Datasets for Kinetics-400, Charades-Ego, EPIC-Kitchens-55/100 and Something-Something
+v2, read from their official annotation files, returning the data contract's sample dict.
+
+All four share `ClipDataset`, which owns everything that is not about a dataset's files:
+  * training: one random clip per video and epoch (random window, scale jitter, crop, flip);
+    testing: `num_clips x num_crops` views per video, dataset index = video * views + view.
+  * labels, optional teacher scores (looked up by the sample's video id) and detections
+    (one file per recording, mapped onto the clip's frames), checked at construction: a video
+    without them is an error listing every such video, or is dropped if asked.
+  * bad input (missing/corrupt/truncated video or frame, unreadable detection file): in
+    training the sample is replaced by another random one, up to `max_retries` times, and
+    the messages travel in the sample's "failed" list (the training loop counts and reports
+    them); in evaluation the sample is `{"index", "video_id", "view", "error"}`, never a
+    blank clip.
+Decoding and placement are `data.transforms.load_clip`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data.annotations import (CHARADES_FPS, CHARADES_NUM_CLASSES, EPIC55_NUM_NOUNS, EPIC55_NUM_VERBS,
+                              EPIC100_NUM_NOUNS, EPIC100_NUM_VERBS, AnnotationError, CharadesEgoVideo,
+                              kinetics_csv_class_names, read_charades_ego, read_class_names,
+                              read_epic_segments, read_kinetics_csv, read_kinetics_list, read_ssv2_labels,
+                              read_ssv2_split)
+from data.teacher_targets import (TeacherTargetError, clip_detections, detections_path, load_detections,
+                                  load_teacher_scores)
+from data.transforms import ClipSampling, load_clip
+from data.video import VideoError, VideoReader
+
+# What counts as bad input while loading a sample: undecodable media, a segment outside its
+# video (load_clip's ValueError names the file), unreadable teacher files, I/O failures.
+BAD_INPUT = (VideoError, ValueError, OSError)
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One unit the dataset samples clips from: a whole video, or a segment of one (EPIC)."""
+    video_id: str          # the sample's "video_id": Kinetics/SSv2/Charades video, EPIC segment id
+    source: str            # video file, or JPEG frame folder
+    label: object          # int | float32 multi-hot tensor | dict[str, int]
+    recording_id: str = ""  # the whole recording (detection files are per recording); "" = video_id
+    frame_name: str | None = None  # frame folders: file name of 1-based frame n = frame_name.format(n)
+    first_frame: int = 0   # 0-based first frame of the segment
+    num_frames: int | None = None  # segment length; None = to the end of the video
+    fps: float | None = None  # frame folders: their extraction rate (videos know their own)
+    extra: dict = field(default_factory=dict)  # dataset-specific fields copied into the sample
+
+    @property
+    def recording(self) -> str:
+        return self.recording_id or self.video_id
+
+
+class ClipDataset(Dataset):
+    """The shared base: sampling, teacher targets and bad-input handling (module docstring).
+
+    Subclasses build `self.videos` (a list of VideoItem) and may override `clip_label` when a
+    clip's target depends on which frames it covers.
+    """
+
+    def __init__(self, videos: list[VideoItem], training: bool, sampling: ClipSampling = ClipSampling(), *,
+                 ego_scores: str | None = None, object_scores: str | None = None,
+                 detections: str | None = None, detection_threshold: float = 0.5,
+                 skip_videos_without_targets: bool = False, max_retries: int = 10, threads: int = 1):
+        self.training = training
+        self.sampling = sampling
+        self.max_retries = max_retries
+        self.threads = threads
+        self.detections = detections
+        self.detection_threshold = detection_threshold
+        self.scores = {}
+        for key, path, teacher in (("ego_score", ego_scores, "ego"), ("object_score", object_scores, "object")):
+            if path is not None:
+                self.scores[key] = load_teacher_scores(path, teacher=teacher)
+        videos = self._check_targets(videos, skip_videos_without_targets)
+        if not videos:
+            raise ValueError(f"{type(self).__name__}: no videos to sample from")
+        self.videos = videos
+
+    def _check_targets(self, videos: list[VideoItem], skip: bool) -> list[VideoItem]:
+        """Every video needs its scores and detection file: list the ones that lack them."""
+        lacking: dict[str, list[str]] = {}
+        for key, scores in self.scores.items():
+            missing = scores.missing(dict.fromkeys(v.video_id for v in videos))
+            if missing:
+                lacking[f"{scores.path} ({key})"] = missing
+        if self.detections is not None:
+            if not os.path.isdir(self.detections):
+                raise TeacherTargetError(f"{self.detections}: detections folder not found")
+            missing = [r for r in dict.fromkeys(v.recording for v in videos)
+                       if not os.path.isfile(detections_path(self.detections, r))]
+            if missing:
+                lacking[f"{self.detections} (detection files <id>.pkl)"] = missing
+        if not lacking:
+            return videos
+        if not skip:
+            lines = [f"  {where}: {len(ids)} missing: {ids[:50]}{' ...' if len(ids) > 50 else ''}"
+                     for where, ids in lacking.items()]
+            raise TeacherTargetError(f"{type(self).__name__}: teacher targets missing for some videos "
+                                     f"(pass skip_videos_without_targets=True to drop them):\n" + "\n".join(lines))
+        drop = {i for ids in lacking.values() for i in ids}
+        return [v for v in videos if v.video_id not in drop and v.recording not in drop]
+
+    # -- indexing ------------------------------------------------------------------------------
+    @property
+    def num_views(self) -> int:
+        """Samples per video: 1 in training, num_clips x num_crops in testing."""
+        return 1 if self.training else self.sampling.num_views
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.num_views
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"{type(self).__name__} index {index} out of range [0, {len(self)})")
+        if self.training:
+            return self._training_sample(index)
+        video, view = divmod(index, self.num_views)
+        try:
+            sample = self._load(video, view, np.random.default_rng(0))
+        except BAD_INPUT as e:
+            return {"index": index, "video_id": self.videos[video].video_id, "view": view, "error": str(e)}
+        sample["index"] = index
+        return sample
+
+    def _training_sample(self, index: int) -> dict:
+        # A fresh generator per sample, seeded from torch's RNG: DataLoader reseeds torch in
+        # every worker for every epoch, so workers and epochs get different augmentations.
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        failed = []
+        for _ in range(self.max_retries + 1):
+            try:
+                sample = self._load(index, None, rng)
+            except BAD_INPUT as e:
+                failed.append(f"{self.videos[index].video_id}: {e}")
+                index = int(rng.integers(len(self.videos)))
+                continue
+            sample["index"] = index
+            sample["failed"] = failed
+            return sample
+        raise RuntimeError(f"{type(self).__name__}: {len(failed)} training samples in a row failed to load "
+                           f"(bad data or wrong paths?):\n" + "\n".join(failed))
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load(self, video: int, view: int | None, rng: np.random.Generator) -> dict:
+        item = self.videos[video]
+        if item.frame_name is None:
+            sample = load_clip(item.source, self.sampling, rng, view=view, first_frame=item.first_frame,
+                               num_frames=item.num_frames, threads=self.threads)
+        else:
+            # Only the segment's files are listed, so load_clip sees a segment-long source;
+            # its indices are then shifted back to the recording's frame numbers.
+            paths = self._frame_paths(item)
+            sample = load_clip(paths, self.sampling, rng, view=view)
+            sample["frame_indices"] = sample["frame_indices"] + item.first_frame
+        sample["label"] = self.clip_label(item, sample["frame_indices"])
+        sample["video_id"] = item.video_id
+        sample["view"] = 0 if view is None else view
+        sample.update(item.extra)
+        for key, scores in self.scores.items():
+            sample[key] = scores[item.video_id]
+        if self.detections is not None:
+            dets = load_detections(detections_path(self.detections, item.recording))
+            sample["detections"] = clip_detections(dets, sample["frame_indices"], sample["transform"].frame_size,
+                                                   self.detection_threshold)
+        return sample
+
+    @staticmethod
+    def _frame_paths(item: VideoItem) -> list[str]:
+        """The segment's frame files; a whole-video segment counts the folder's images."""
+        if item.num_frames is not None:
+            count = item.num_frames
+        else:
+            try:
+                count = sum(1 for f in os.listdir(item.source) if f.lower().endswith((".jpg", ".jpeg", ".png")))
+            except OSError as e:
+                raise VideoError(f"{item.source}: cannot list frame folder: {e}") from e
+            count -= item.first_frame
+            if count < 1:
+                raise VideoError(f"{item.source}: frame folder has no images after frame {item.first_frame}")
+        return [os.path.join(item.source, item.frame_name.format(item.first_frame + k + 1)) for k in range(count)]
+
+    def clip_label(self, item: VideoItem, frame_indices: torch.Tensor):
+        """The sample's "label"; by default the video's own label as a tensor."""
+        return _label_tensor(item.label)
+
+    def fps_of(self, item: VideoItem) -> float:
+        """Frame rate of an item's frames: the folder's extraction rate, or the video's (read
+        once per worker process; load_clip does not report it)."""
+        if item.fps is not None:
+            return item.fps
+        cache = self.__dict__.setdefault("_fps_cache", {})
+        if item.source not in cache:
+            with VideoReader(item.source, threads=self.threads) as reader:
+                cache[item.source] = reader.fps
+        return cache[item.source]
+
+
+def _label_tensor(label):
+    if isinstance(label, dict):
+        return {k: torch.tensor(v, dtype=torch.int64) for k, v in label.items()}
+    if isinstance(label, torch.Tensor):
+        return label.clone()
+    return torch.tensor(label, dtype=torch.int64)
+
+
+# ----------------------------------------------------------------------------- Kinetics
+
+
+class KineticsDataset(ClipDataset):
+    """Kinetics-400 from a PySlowFast list (`list_path`: `path label` lines) or the official
+    CSV (`csv_path`, videos under `video_root` as `read_kinetics_csv` describes). For the CSV,
+    `class_names` is a list, a class-names file, or None for the sorted names of `csv_path`
+    itself (pass the training CSV's names when reading the validation CSV)."""
+
+    def __init__(self, training: bool, *, list_path: str | None = None, csv_path: str | None = None,
+                 video_root: str = "", class_names: Sequence[str] | str | None = None,
+                 num_classes: int = 400, sampling: ClipSampling = ClipSampling(), **targets):
+        if (list_path is None) == (csv_path is None):
+            raise ValueError("KineticsDataset: give exactly one of list_path (PySlowFast list) or csv_path "
+                             "(official CSV)")
+        if list_path is not None:
+            clips = read_kinetics_list(list_path, video_root, num_classes)
+        else:
+            if class_names is None:
+                class_names = kinetics_csv_class_names(csv_path)
+            elif isinstance(class_names, (str, os.PathLike)):
+                class_names = read_class_names(class_names)
+            clips = read_kinetics_csv(csv_path, video_root, class_names)
+            num_classes = len(class_names)
+        self.num_classes = num_classes
+        videos = [VideoItem(video_id=c.video_id, source=c.path, label=c.label) for c in clips]
+        super().__init__(videos, training, sampling, **targets)
+
+
+# ----------------------------------------------------------------------------- Charades-Ego
+
+
+class CharadesEgoDataset(ClipDataset):
+    """Charades-Ego from `CharadesEgo_v1_{train,test}.csv`.
+
+    Frames come from `data_root/<id>/<id>-000001.jpg` (24 fps) when that folder exists, else
+    from the video `data_root/<id>.mp4`.
+    views: "first" (ids ending in EGO), "third", or "both".
+    task "actions": multi-hot over 157 classes; training target = union of the classes
+      active anywhere in the clip's time span [first frame / fps, last frame / fps]; test
+      target = union over the whole video.
+    task "ego": binary first-vs-third-person label (1 = egocentric), to train the
+      Ego-Classifier. `no_pair` (needs views="both") keeps one view, first or third person,
+      of every recording that has both, chosen by `pair_seed`, so no script is seen from both
+      sides (supp. Table S5).
+    """
+
+    def __init__(self, training: bool, *, csv_path: str, data_root: str, views: str = "first",
+                 task: str = "actions", no_pair: bool = False, pair_seed: int = 0,
+                 sampling: ClipSampling = ClipSampling(), **targets):
+        if views not in ("first", "third", "both"):
+            raise ValueError(f"CharadesEgoDataset: views should be first, third or both, got {views!r}")
+        if task not in ("actions", "ego"):
+            raise ValueError(f"CharadesEgoDataset: task should be actions or ego, got {task!r}")
+        if no_pair and views != "both":
+            raise ValueError("CharadesEgoDataset: no_pair picks one of the two views of a pair, so it needs "
+                             "views='both'")
+        self.task = task
+        self.num_classes = CHARADES_NUM_CLASSES if task == "actions" else 2
+        records = [r for r in read_charades_ego(csv_path)
+                   if views == "both" or r.first_person == (views == "first")]
+        if no_pair:
+            records = select_one_view_per_pair(records, pair_seed)
+        self.records = {r.video_id: r for r in records}
+        videos = []
+        for r in records:
+            folder = os.path.join(data_root, r.video_id)
+            is_folder = os.path.isdir(folder)
+            label = int(r.first_person) if task == "ego" else charades_multi_hot(r.actions)
+            videos.append(VideoItem(video_id=r.video_id, source=folder if is_folder else folder + ".mp4",
+                                    label=label, frame_name=f"{r.video_id}-{{:06d}}.jpg" if is_folder else None,
+                                    fps=CHARADES_FPS if is_folder else None))
+        super().__init__(videos, training, sampling, **targets)
+
+    def clip_label(self, item: VideoItem, frame_indices: torch.Tensor):
+        if self.task == "ego" or not self.training:
+            return _label_tensor(item.label)
+        fps = self.fps_of(item)
+        t0, t1 = float(frame_indices.min()) / fps, float(frame_indices.max()) / fps
+        return charades_multi_hot(self.records[item.video_id].actions, t0, t1)
+
+
+def charades_multi_hot(actions, t0: float = -math.inf, t1: float = math.inf) -> torch.Tensor:
+    """float32 [157]: 1 for each class with an action overlapping [t0, t1] (all, by default)."""
+    target = torch.zeros(CHARADES_NUM_CLASSES, dtype=torch.float32)
+    for action in actions:
+        if action.overlaps(t0, t1):
+            target[action.label] = 1.0
+    return target
+
+
+def select_one_view_per_pair(records: list[CharadesEgoVideo], seed: int) -> list[CharadesEgoVideo]:
+    """The no-pair selection: of each recording present in both views keep one, first or third
+    person with equal odds, drawn from `seed` over the sorted pair ids (so the choice depends on
+    the file's content, not its row order); recordings with one view keep it."""
+    by_pair: dict[str, list[CharadesEgoVideo]] = {}
+    for r in records:
+        by_pair.setdefault(r.pair_id, []).append(r)
+    rng = np.random.default_rng(seed)
+    keep = set()
+    for pair_id in sorted(by_pair):
+        group = sorted(by_pair[pair_id], key=lambda r: r.first_person)
+        if len(group) == 2 and group[0].first_person != group[1].first_person:
+            keep.add(group[int(rng.integers(2))].video_id)
+        else:
+            keep.update(r.video_id for r in group)
+    return [r for r in records if r.video_id in keep]
+
+
+# ----------------------------------------------------------------------------- EPIC-Kitchens
+
+
+EPIC_CLASSES = {100: (EPIC100_NUM_VERBS, EPIC100_NUM_NOUNS), 55: (EPIC55_NUM_VERBS, EPIC55_NUM_NOUNS)}
+
+
+class EpicKitchensDataset(ClipDataset):
+    """EPIC-Kitchens-100 (`version=100`) or -55 (`version=55`) action segments.
+
+    Each segment is one item; clips are sampled inside [start_frame, stop_frame] (1-based
+    inclusive in the files; 0-based decoded indices start_frame-1 .. stop_frame-1). Frames come
+    from `data_root/<frames_dir>/<frame_name>` when that folder exists, else from
+    `data_root/<video_file>`; the templates take participant_id and video_id. Labels are
+    {"verb", "noun"} (-1 for the unlabelled test files); samples also carry "participant_id".
+    The sample's video_id is the segment id (narration_id / uid); detection files are per
+    recording (`<video_id>.pkl`, frame numbers of the whole recording).
+
+    train_fraction < 1 keeps that fraction of the *videos* (rounded up), drawn by
+    `fraction_seed`: one random order of the sorted video ids, of which the first
+    ceil(fraction * n) are kept, so smaller fractions are subsets of larger ones (supp. Fig. S1).
+    """
+
+    def __init__(self, training: bool, *, annotations: str, data_root: str, version: int = 100,
+                 train_fraction: float = 1.0, fraction_seed: int = 0,
+                 frames_dir: str = "{participant_id}/rgb_frames/{video_id}", frame_name: str = "frame_{:010d}.jpg",
+                 video_file: str = "{participant_id}/videos/{video_id}.MP4",
+                 sampling: ClipSampling = ClipSampling(), **targets):
+        if version not in EPIC_CLASSES:
+            raise ValueError(f"EpicKitchensDataset: version should be 100 or 55, got {version!r}")
+        if not 0 < train_fraction <= 1:
+            raise ValueError(f"EpicKitchensDataset: train_fraction should be in (0, 1], got {train_fraction}")
+        self.num_verbs, self.num_nouns = EPIC_CLASSES[version]
+        segments = read_epic_segments(annotations, self.num_verbs, self.num_nouns)
+        if not segments:
+            raise AnnotationError(f"{annotations}: no segments")
+        if train_fraction < 1:
+            kept = set(fraction_of_videos([s.video_id for s in segments], train_fraction, fraction_seed))
+            segments = [s for s in segments if s.video_id in kept]
+        self.segments = segments
+        videos, folders = [], {}
+        for s in segments:
+            names = {"participant_id": s.participant_id, "video_id": s.video_id}
+            if s.video_id not in folders:
+                folder = os.path.join(data_root, frames_dir.format(**names))
+                folders[s.video_id] = folder if os.path.isdir(folder) else None
+            folder = folders[s.video_id]
+            videos.append(VideoItem(
+                video_id=s.segment_id, recording_id=s.video_id,
+                source=folder if folder else os.path.join(data_root, video_file.format(**names)),
+                label={"verb": s.verb_class, "noun": s.noun_class}, frame_name=frame_name if folder else None,
+                first_frame=s.start_frame - 1, num_frames=s.stop_frame - s.start_frame + 1,
+                extra={"participant_id": s.participant_id}))
+        super().__init__(videos, training, sampling, **targets)
+
+
+def fraction_of_videos(video_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """The first ceil(fraction * n) of the distinct `video_ids` in a seeded random order of
+    their sorted list: deterministic, and nested across fractions for one seed."""
+    unique = sorted(set(video_ids))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    return [unique[i] for i in order[:math.ceil(fraction * len(unique))]]
+
+
+# ----------------------------------------------------------------------------- SSv2
+
+
+class SSv2Dataset(ClipDataset):
+    """Something-Something v2: `labels` (something-something-v2-labels.json), `split` (the
+    train/validation/test json) and webm videos `video_root/<id>.webm`; 174 classes (-1 for
+    the test list)."""
+
+    def __init__(self, training: bool, *, labels: str, split: str, video_root: str,
+                 sampling: ClipSampling = ClipSampling(), **targets):
+        label_map = read_ssv2_labels(labels)
+        self.num_classes = len(label_map)
+        videos = [VideoItem(video_id=v.video_id, source=os.path.join(video_root, f"{v.video_id}.webm"),
+                            label=v.label) for v in read_ssv2_split(split, label_map)]
+        super().__init__(videos, training, sampling, **targets)

@@ -1,0 +1,251 @@
+"""On-disk formats of the teachers' per-video outputs (SPEC section 1), with writers and
+validating readers. The teachers run offline; training only reads these files.
+
+Teacher scores (Ego-Score, Object-Score): one file per teacher per dataset, written with
+`torch.save` as a dict
+    {"teacher": "ego" | "object", "kind": "log_probs",
+     "video_ids": [str, ...] (N, unique), "scores": float32 tensor [N, C],
+     ...free metadata (model, clips per video, source file)...}
+with C = 2 for "ego" (index 1 = egocentric) and C = 1000 for "object" (ImageNet classes).
+Row i holds log(mean over the video's clips/frames of softmax(teacher logits)), i.e. the
+log of the clip-averaged softmax (paper Eqns 1 and 3). Log-probabilities rather than
+probabilities because the KD loss applies softmax(stored / T): at T = 1 that gives back the
+averaged probabilities exactly, and a temperature acts on the log scale as in usual KD.
+The reader checks that every row is a log-distribution (logsumexp = 0).
+
+Detections (hand-object detector, 100DOH layout): one pickle per video, `<video_id>.pkl` in a
+detections folder, holding
+    {"frame_size": (H, W) of the frames the detector ran on,
+     "frames": {frame_number: {"hand_dets": K x 10 array | None, "obj_dets": K x 10 array | None}}}
+with 0-based frame numbers of the decoded video (for JPEG frame folders: file number - 1), after
+any rotation the decoder applies. Columns are [x1, y1, x2, y2, score, contact_state, offset,
+0.1*dx, 0.1*dy, side] in pixels of `frame_size`; only columns 0-4 are used. Frames absent from
+"frames" had no detections. Any other detector's output written in this layout is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+TEACHER_NUM_CLASSES = {"ego": 2, "object": 1000}
+DETECTION_COLUMNS = 10
+HAND, OBJECT = 0, 1  # the "kinds" codes of the sample's "detections"
+
+
+class TeacherTargetError(ValueError):
+    """A teacher-score or detection file is malformed, or lacks videos the dataset needs."""
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def average_clip_log_probs(clip_logits: torch.Tensor) -> torch.Tensor:
+    """[..., num_clips, C] teacher logits -> [..., C] log of the clip-averaged softmax.
+
+    Computed as logsumexp(log_softmax) - log(num_clips), which never takes the log of an
+    underflowed probability.
+    """
+    log_probs = torch.log_softmax(clip_logits.float(), dim=-1)
+    return torch.logsumexp(log_probs, dim=-2) - math.log(clip_logits.shape[-2])
+
+
+def _check_scores(where: str, teacher, kind, video_ids, scores, num_classes: int | None) -> None:
+    if teacher not in TEACHER_NUM_CLASSES:
+        raise TeacherTargetError(f"{where}: teacher should be one of {sorted(TEACHER_NUM_CLASSES)}, "
+                                 f"got {teacher!r}")
+    if kind != "log_probs":
+        raise TeacherTargetError(f"{where}: kind should be 'log_probs', got {kind!r}")
+    expected_c = TEACHER_NUM_CLASSES[teacher] if num_classes is None else num_classes
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or scores.shape[1] != expected_c:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise TeacherTargetError(f"{where}: scores should be a tensor [N, {expected_c}] for the "
+                                 f"{teacher!r} teacher, got {shape}")
+    if not isinstance(video_ids, (list, tuple)) or len(video_ids) != scores.shape[0]:
+        n = len(video_ids) if isinstance(video_ids, (list, tuple)) else type(video_ids).__name__
+        raise TeacherTargetError(f"{where}: video_ids should be a list of {scores.shape[0]} ids "
+                                 f"(one per score row), got {n}")
+    if len(set(video_ids)) != len(video_ids):
+        seen, dup = set(), []
+        for v in video_ids:
+            if v in seen:
+                dup.append(v)
+            seen.add(v)
+        raise TeacherTargetError(f"{where}: duplicate video ids {sorted(set(dup))[:20]}")
+    bad = (~torch.isfinite(scores)).any(dim=1).nonzero().flatten()
+    if len(bad):
+        ids = [video_ids[i] for i in bad[:20].tolist()]
+        raise TeacherTargetError(f"{where}: {len(bad)} row(s) contain NaN or inf, e.g. {ids}")
+    off = (torch.logsumexp(scores.double(), dim=1).abs() > 1e-3).nonzero().flatten()
+    if len(off):
+        ids = [video_ids[i] for i in off[:20].tolist()]
+        raise TeacherTargetError(f"{where}: {len(off)} row(s) are not log-probabilities "
+                                 f"(logsumexp != 0; store log of the averaged softmax), e.g. {ids}")
+
+
+def save_teacher_scores(path, teacher: str, video_ids: Sequence[str], scores: torch.Tensor,
+                        num_classes: int | None = None, **metadata) -> None:
+    """Validate and write a teacher-score file (format in the module docstring); `metadata`
+    (model name, clips per video, ...) is stored alongside."""
+    video_ids = [str(v) for v in video_ids]
+    scores = scores.detach().float().cpu().contiguous()
+    _check_scores(os.fspath(path), teacher, "log_probs", video_ids, scores, num_classes)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save({**metadata, "teacher": teacher, "kind": "log_probs", "video_ids": video_ids,
+                "scores": scores}, path)
+
+
+@dataclass
+class TeacherScores:
+    """A loaded score file: look rows up by video id."""
+    path: str
+    teacher: str
+    video_ids: list[str]
+    scores: torch.Tensor  # float32 [N, C] log-probabilities
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._row = {v: i for i, v in enumerate(self.video_ids)}
+
+    def missing(self, video_ids: Iterable[str]) -> list[str]:
+        return [v for v in video_ids if v not in self._row]
+
+    def __getitem__(self, video_id: str) -> torch.Tensor:
+        return self.scores[self._row[video_id]]
+
+
+def load_teacher_scores(path, teacher: str | None = None, num_classes: int | None = None) -> TeacherScores:
+    """Read and validate a score file; `teacher` checks which teacher wrote it, `num_classes`
+    overrides the expected width (2 for ego, 1000 for object)."""
+    where = os.fspath(path)
+    if not os.path.isfile(path):
+        raise TeacherTargetError(f"{where}: teacher-score file not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file; all mean "unreadable"
+        raise TeacherTargetError(f"{where}: not a readable torch.save file ({e})") from None
+    if not isinstance(blob, dict) or not {"teacher", "kind", "video_ids", "scores"} <= set(blob):
+        raise TeacherTargetError(f"{where}: expected a dict with keys teacher, kind, video_ids, scores")
+    if teacher is not None and blob["teacher"] != teacher:
+        raise TeacherTargetError(f"{where}: holds {blob['teacher']!r} teacher scores, expected {teacher!r}")
+    _check_scores(where, blob["teacher"], blob["kind"], blob["video_ids"], blob["scores"], num_classes)
+    metadata = {k: v for k, v in blob.items() if k not in ("teacher", "kind", "video_ids", "scores")}
+    return TeacherScores(where, blob["teacher"], list(blob["video_ids"]), blob["scores"].float(), metadata)
+
+
+# ----------------------------------------------------------------------------- detections
+
+
+@dataclass(frozen=True)
+class VideoDetections:
+    path: str
+    frame_size: tuple[int, int]  # (H, W) of the frames the detector ran on
+    frames: dict[int, tuple[np.ndarray, np.ndarray]]  # frame -> (hand_dets, obj_dets), K x 10 each
+
+
+def detections_path(folder, video_id: str) -> str:
+    return os.path.join(folder, f"{video_id}.pkl")
+
+
+def _check_dets(where: str, frame, key: str, dets) -> np.ndarray:
+    if dets is None:
+        return np.zeros((0, DETECTION_COLUMNS), np.float32)
+    array = np.asarray(dets, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != DETECTION_COLUMNS:
+        raise TeacherTargetError(f"{where}: frame {frame} {key} should be K x {DETECTION_COLUMNS} "
+                                 f"([x1,y1,x2,y2,score,contact,offset,dx,dy,side]) or None, got "
+                                 f"shape {array.shape}")
+    if not np.isfinite(array[:, :5]).all():
+        raise TeacherTargetError(f"{where}: frame {frame} {key} has NaN/inf in box or score columns")
+    return array
+
+
+def _check_frame_size(where: str, frame_size) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in frame_size)
+    except (TypeError, ValueError):
+        raise TeacherTargetError(f"{where}: frame_size should be (H, W), got {frame_size!r}") from None
+    if h <= 0 or w <= 0:
+        raise TeacherTargetError(f"{where}: frame_size should be positive (H, W), got {frame_size!r}")
+    return h, w
+
+
+def _check_detections(where: str, blob) -> VideoDetections:
+    if not isinstance(blob, dict) or not {"frame_size", "frames"} <= set(blob):
+        raise TeacherTargetError(f"{where}: expected a dict with keys 'frame_size' and 'frames'")
+    frame_size = _check_frame_size(where, blob["frame_size"])
+    if not isinstance(blob["frames"], Mapping):
+        raise TeacherTargetError(f"{where}: 'frames' should map frame numbers to "
+                                 f"{{'hand_dets', 'obj_dets'}}")
+    frames = {}
+    for frame, entry in blob["frames"].items():
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+            raise TeacherTargetError(f"{where}: frame key {frame!r} should be a 0-based frame number")
+        if not isinstance(entry, Mapping) or not {"hand_dets", "obj_dets"} <= set(entry):
+            raise TeacherTargetError(f"{where}: frame {frame} should be a dict with 'hand_dets' "
+                                     f"and 'obj_dets'")
+        frames[int(frame)] = (_check_dets(where, frame, "hand_dets", entry["hand_dets"]),
+                              _check_dets(where, frame, "obj_dets", entry["obj_dets"]))
+    return VideoDetections(where, frame_size, frames)
+
+
+def save_detections(path, frame_size: tuple[int, int], frames: Mapping[int, Mapping]) -> None:
+    """Validate and write one video's detections (layout in the module docstring)."""
+    _check_detections(os.fspath(path), {"frame_size": frame_size, "frames": frames})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    blob = {"frame_size": tuple(int(x) for x in frame_size),
+            "frames": {int(k): {"hand_dets": None if v["hand_dets"] is None else np.asarray(v["hand_dets"], np.float32),
+                                "obj_dets": None if v["obj_dets"] is None else np.asarray(v["obj_dets"], np.float32)}
+                       for k, v in frames.items()}}
+    with open(path, "wb") as f:
+        pickle.dump(blob, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_detections(path) -> VideoDetections:
+    """Read and validate one video's detection pickle (a trusted file: unpickling runs code)."""
+    where = os.fspath(path)
+    if not os.path.isfile(path):
+        raise TeacherTargetError(f"{where}: detection file not found")
+    try:
+        with open(path, "rb") as f:
+            blob = pickle.load(f)
+    except Exception as e:  # pickle raises many types for a bad file; all mean "unreadable"
+        raise TeacherTargetError(f"{where}: not a readable pickle ({e})") from None
+    return _check_detections(where, blob)
+
+
+def clip_detections(dets: VideoDetections, frame_indices: Sequence[int] | np.ndarray | torch.Tensor,
+                    decoded_size: tuple[int, int], score_threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    """The sample's "detections" for a clip: boxes with score >= `score_threshold` on each
+    sampled frame, rescaled from the detector's `frame_size` to `decoded_size` (H, W).
+
+    `frame_indices` are the clip's absolute 0-based decoded-frame indices; "frame" in the result
+    is the position t in the clip, so a frame sampled twice contributes its boxes twice.
+    Boxes are x1, y1, x2, y2 in decoded-frame pixels; kinds 0 = hand, 1 = object.
+    """
+    h_det, w_det = dets.frame_size
+    h_dec, w_dec = decoded_size
+    scale = np.array([w_dec / w_det, h_dec / h_det, w_dec / w_det, h_dec / h_det], np.float32)
+    frame_list, boxes, scores, kinds = [], [], [], []
+    for t, index in enumerate(np.asarray(frame_indices).tolist()):
+        if index not in dets.frames:
+            continue
+        for kind, array in zip((HAND, OBJECT), dets.frames[index]):
+            keep = array[array[:, 4] >= score_threshold]
+            frame_list.append(np.full(len(keep), t, np.int64))
+            boxes.append(keep[:, :4] * scale)
+            scores.append(keep[:, 4])
+            kinds.append(np.full(len(keep), kind, np.int64))
+    if not frame_list:
+        return {"frame": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4),
+                "scores": torch.zeros(0), "kinds": torch.zeros(0, dtype=torch.int64)}
+    return {"frame": torch.from_numpy(np.concatenate(frame_list)),
+            "boxes": torch.from_numpy(np.concatenate(boxes).astype(np.float32)),
+            "scores": torch.from_numpy(np.concatenate(scores).astype(np.float32)),
+            "kinds": torch.from_numpy(np.concatenate(kinds))}

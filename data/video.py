@@ -1,0 +1,486 @@
+"""Decoding clips from video files and JPEG frame folders, and writing videos.
+
+The training loader spends most of its time here, so decoding does only the work a clip needs:
+it seeks to the keyframe before the first wanted frame, decodes up to the last wanted frame,
+and converts to RGB only the frames that are kept, through one reused scaler per call.
+
+Frame index = position of a frame in a full sequential decode of the video stream (presentation
+order, 0-based). To seek, every frame's presentation timestamp (pts) is needed:
+  * MP4/MOV whose sample index is evenly spaced (constant frame rate): frame i has pts
+    start_time + i·step; no file reading needed.
+  * anything else (WebM/MKV, variable frame rate): one demux-only pass over the packets (no
+    decoding, ~3 µs a packet) lists the pts, sorted into presentation order.
+Decoded frames are then matched to indices by their exact pts. If the file contradicts its
+table (a pts that is not listed, a listed frame the decoder never returns), decoding restarts
+from the beginning and counts frames in decode order, which is the definition itself.
+
+Decoder objects are opened inside each call and closed before it returns, so nothing is shared
+across DataLoader worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.logging
+import numpy as np
+import torch
+import torchvision.io
+from av.video.reformatter import VideoReformatter
+
+# FFmpeg prints pages of warnings for corrupt inputs; the errors that matter reach us as
+# exceptions (turned into VideoError below), so its own log stays off.
+av.logging.set_level(None)
+
+
+class VideoError(RuntimeError):
+    """A video or frame folder could not be read; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    num_frames: int  # frames a full sequential decode returns
+    fps: float  # the stream's average frame rate
+    width: int  # size of the frames decode_frames returns (after rotation)
+    height: int
+    rotation: int  # 0/90/180/270: counter-clockwise rotation applied for display
+
+
+def _rotation_steps(degrees: float) -> int:
+    """Number of 90° counter-clockwise turns (np.rot90's k) for a display rotation in degrees.
+
+    FFmpeg's display matrix gives the angle by which the coded frame must be turned
+    counter-clockwise to be shown upright; odd angles are rounded to the nearest quarter turn.
+    """
+    return int(round(degrees / 90.0)) % 4
+
+
+def rotate_frame(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn an [H, W, C] frame counter-clockwise by `rotation` degrees (a view, no copy)."""
+    return np.rot90(frame, k=_rotation_steps(rotation), axes=(0, 1))
+
+
+def _uniform_grid_pts(stream: av.video.stream.VideoStream) -> np.ndarray | None:
+    """All frame pts of a constant-frame-rate MP4/MOV from its sample index, else None.
+
+    The MOV index lists every sample by decode timestamp. When those are evenly spaced and the
+    index covers every frame, presentation timestamps form the same grid starting at the
+    stream's start time (B-frames only permute frames within it). The decoder verifies this:
+    a frame whose pts is off the grid makes the caller fall back to a packet scan.
+    """
+    entries = stream.index_entries
+    n = len(entries)
+    if n < 2 or n != stream.frames or stream.start_time is None:
+        return None
+    dts = np.fromiter((e.timestamp for e in entries), dtype=np.int64, count=n)
+    steps = np.diff(dts)
+    if steps[0] <= 0 or np.any(steps != steps[0]) or any(e.is_discard for e in entries):
+        return None
+    return stream.start_time + steps[0] * np.arange(n, dtype=np.int64)
+
+
+class VideoReader:
+    """One open video file: frame count and rate, and exact decoding of frames by index.
+
+    Use as a context manager. `threads` is FFmpeg's decoder thread count: 1 (default) decodes
+    on the calling thread, the best use of the cores when every core runs a DataLoader worker
+    (bench/bench_loader.py measures it); 0 lets FFmpeg pick frame+slice threading.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        self.path = os.fspath(path)
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        if not os.path.isfile(self.path):
+            what = "not a regular file" if os.path.exists(self.path) else "no such file"
+            raise VideoError(f"{self.path}: {what}")
+        try:
+            self._container = av.open(self.path)
+        except Exception as e:  # FFmpeg raises a zoo of types (InvalidDataError, IndexError, ...)
+            raise VideoError(f"{self.path}: cannot open: {e}") from e
+        self.rotation: int | None = None  # known once a frame has been decoded
+        self._count: int | None = None  # frame count when it had to be found by decoding
+        try:
+            if not self._container.streams.video:
+                raise VideoError(f"{self.path}: no video stream")
+            self._stream = self._container.streams.video[0]
+            ctx = self._stream.codec_context
+            if ctx is None:  # e.g. a file cut before the codec's parameters
+                raise VideoError(f"{self.path}: the video stream cannot be decoded (codec parameters missing)")
+            ctx.thread_count = threads
+            ctx.thread_type = "SLICE" if threads == 1 else "AUTO"
+            self._scanned = False
+            self._pts: np.ndarray | None = _uniform_grid_pts(self._stream)
+            if self._pts is None:
+                self._pts = self._scan_packets()
+        except BaseException:
+            self._container.close()
+            raise
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    # -- frame table -----------------------------------------------------------------------
+    def _scan_packets(self) -> np.ndarray | None:
+        """Every frame's pts, sorted, from one demux-only pass over the stream.
+
+        None when the container has no usable timestamps (missing or repeated pts); decoding
+        then counts frames from the start.
+        """
+        self._scanned = True
+        pts: list[int] = []
+        end = None  # largest pts + duration: where the video data stops
+        usable = True
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0 or packet.is_discard:  # end-of-stream marker / edit-list trim
+                    continue
+                if packet.pts is None:
+                    usable = False
+                    continue
+                pts.append(packet.pts)
+                packet_end = packet.pts + (packet.duration or 0)
+                end = packet_end if end is None else max(end, packet_end)
+        except Exception as e:
+            raise VideoError(f"{self.path}: corrupt container: {e}") from e
+        if not pts and usable:
+            raise VideoError(f"{self.path}: the video stream has no frames")
+        table = np.sort(np.asarray(pts, dtype=np.int64))
+        if not usable or np.any(np.diff(table) == 0):
+            return None
+        self._check_not_truncated(table, end)
+        return table
+
+    def _check_not_truncated(self, table: np.ndarray, end: int) -> None:
+        """Raises if the packets stop well before the duration the container header announces.
+
+        A WebM cut short still demuxes and decodes cleanly up to the cut, so truncation shows
+        only as missing time.
+        """
+        declared = self._container.duration  # microseconds, from the header; None if unknown
+        if declared is None or declared <= 0:
+            return
+        declared_s = declared / 1e6
+        tb = self._stream.time_base
+        # Containers disagree on whether the duration counts from time 0 or from the first
+        # frame (a stream may start late), so the longer reading of the data is compared.
+        data_s = max(float((end - table[0]) * tb), float(end * tb))
+        # The header's duration covers every stream, and audio often outlasts the video.
+        video_only = len(self._container.streams) == 1
+        tolerance = 0.5 if video_only else max(1.0, 0.1 * declared_s)
+        if declared_s - data_s > tolerance:
+            raise VideoError(
+                f"{self.path}: truncated: the header says {declared_s:.2f} s "
+                f"but the video data lasts {data_s:.2f} s"
+            )
+
+    @property
+    def num_frames(self) -> int:
+        """Frames a full sequential decode returns."""
+        if self._pts is not None:
+            return len(self._pts)
+        if self._count is None:
+            self._count = sum(1 for _ in self._frames_from_start())
+        return self._count
+
+    @property
+    def fps(self) -> float:
+        """The stream's average frame rate (from the container, else from the timestamps)."""
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        if rate:
+            return float(rate)
+        if self._pts is not None and len(self._pts) > 1:
+            span = (self._pts[-1] - self._pts[0]) * self._stream.time_base
+            return float((len(self._pts) - 1) / span)
+        raise VideoError(f"{self.path}: cannot tell the frame rate")
+
+    @property
+    def info(self) -> VideoInfo:
+        """Frame count, rate, display size and rotation (decodes the first frame)."""
+        first = self.decode([0])
+        return VideoInfo(
+            path=self.path,
+            num_frames=self.num_frames,
+            fps=self.fps,
+            width=first.shape[2],
+            height=first.shape[1],
+            rotation=self.rotation,
+        )
+
+    # -- decoding --------------------------------------------------------------------------
+    def decode(self, frame_indices) -> np.ndarray:
+        """uint8 [len(frame_indices), H, W, 3] RGB frames at the given 0-based indices.
+
+        Indices may repeat and need not be sorted; indices past the last frame are clamped to
+        it (PySlowFast-style padding of short videos). Frames are turned upright per the
+        display rotation.
+        """
+        wanted = np.asarray(frame_indices)
+        if wanted.ndim != 1 or wanted.size == 0 or not np.issubdtype(wanted.dtype, np.integer):
+            raise ValueError(
+                f"frame_indices must be a non-empty 1-D sequence of ints, "
+                f"got dtype {wanted.dtype} shape {wanted.shape} ({self.path})"
+            )
+        if wanted.min() < 0:
+            raise ValueError(f"frame_indices must be >= 0, got {int(wanted.min())} ({self.path})")
+        wanted = wanted.astype(np.int64)
+        frames = None
+        if self._pts is not None:
+            frames = self._decode_by_pts(wanted)
+            if frames is None and not self._scanned:
+                # The evenly-spaced guess from the MOV index was wrong: list the real pts.
+                self._pts = self._scan_packets()
+                if self._pts is not None:
+                    frames = self._decode_by_pts(wanted)
+            if frames is None:  # the file contradicts its own timestamps: count instead
+                self._pts = None
+        if frames is None:
+            frames = self._decode_in_order(wanted)
+        return frames
+
+    def _decode_by_pts(self, wanted: np.ndarray) -> np.ndarray | None:
+        """Seek + decode using the pts table; None if the file contradicts the table."""
+        table = self._pts
+        wanted = np.minimum(wanted, len(table) - 1)
+        targets = np.unique(wanted)  # sorted
+        sink = _FrameSink(wanted)
+        # The seek lands on the keyframe at or before the target *decode* time; with B-frames
+        # that keyframe can be shown after the target frame, so back off further and retry.
+        for back_off in (0, 16, 64, 256, len(table)):
+            seek_index = max(int(targets[0]) - back_off, 0)
+            self._container.seek(int(table[seek_index]), backward=True, any_frame=False, stream=self._stream)
+            k = 0  # next target
+            overshot = False
+            try:
+                for frame in self._container.decode(self._stream):
+                    i = _lookup(table, frame.pts)
+                    if i is None:
+                        return None
+                    if i < targets[k]:
+                        continue
+                    if i > targets[k]:
+                        if k > 0:
+                            return None  # a listed frame never came out of the decoder
+                        overshot = True
+                        break
+                    sink.put(i, frame)
+                    k += 1
+                    if k == len(targets):
+                        self.rotation = sink.rotation
+                        return sink.frames
+            except Exception as e:
+                raise VideoError(f"{self.path}: decoding failed near frame {int(targets[k])}: {e}") from e
+            if not overshot:
+                raise VideoError(
+                    f"{self.path}: truncated or corrupt: the container lists {len(table)} frames "
+                    f"but decoding stopped before frame {int(targets[k])}"
+                )
+            if seek_index == 0:
+                return None
+        return None
+
+    def _frames_from_start(self):
+        self._container.seek(0, backward=True, any_frame=False, stream=self._stream)
+        try:
+            yield from self._container.decode(self._stream)
+        except Exception as e:
+            raise VideoError(f"{self.path}: decoding failed: {e}") from e
+
+    def _decode_in_order(self, wanted: np.ndarray) -> np.ndarray:
+        """Decode from the start, index = decode order; past-the-end indices take the last frame."""
+        targets = np.unique(wanted)
+        sink = _FrameSink(wanted)
+        k = 0
+        last = None
+        count = 0
+        for count, frame in enumerate(self._frames_from_start(), start=1):
+            last = frame
+            if count - 1 == targets[k]:
+                sink.put(count - 1, frame)
+                k += 1
+                if k == len(targets):
+                    break
+        else:
+            if last is None:
+                raise VideoError(f"{self.path}: no frame could be decoded")
+            self._count = count
+            sink.put_slots(np.flatnonzero(wanted >= targets[k]), last)
+        self.rotation = sink.rotation
+        return sink.frames
+
+
+def _lookup(table: np.ndarray, pts: int | None) -> int | None:
+    """Index of `pts` in the sorted table, None if absent."""
+    if pts is None:
+        return None
+    i = int(np.searchsorted(table, pts))
+    return i if i < len(table) and table[i] == pts else None
+
+
+class _FrameSink:
+    """Converts each kept frame to RGB once and copies it to every output slot that wants it.
+
+    One VideoReformatter serves the whole call: PyAV's frame.to_ndarray() builds a fresh
+    swscale context per frame, which costs 0.15-0.25 ms a frame at these sizes.
+    """
+
+    def __init__(self, wanted: np.ndarray):
+        self.wanted = wanted
+        self.reformatter = VideoReformatter()
+        self.frames: np.ndarray | None = None
+        self.size: tuple[int, int] | None = None  # coded (width, height) of the first frame
+        self.rotation = 0
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        if self.size is None:
+            self.size = (frame.width, frame.height)
+            self.rotation = 90 * _rotation_steps(frame.rotation)
+        w, h = self.size
+        # A mid-stream size change is scaled back to the first frame's size: one clip, one array.
+        rgb = self.reformatter.reformat(frame, format="rgb24", width=w, height=h, threads=1)
+        plane = rgb.planes[0]
+        arr = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, : 3 * w].reshape(h, w, 3)
+        return rotate_frame(arr, self.rotation)
+
+    def put(self, index: int, frame: av.VideoFrame) -> None:
+        self.put_slots(np.flatnonzero(self.wanted == index), frame)
+
+    def put_slots(self, slots: np.ndarray, frame: av.VideoFrame) -> None:
+        arr = self._rgb(frame)
+        if self.frames is None:
+            self.frames = np.empty((len(self.wanted), *arr.shape), dtype=np.uint8)
+        self.frames[slots] = arr
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, frame rate, display size and rotation of a video; raises VideoError."""
+    with VideoReader(path) as reader:
+        return reader.info
+
+
+def decode_frames(path: str | os.PathLike, frame_indices, threads: int = 1) -> np.ndarray:
+    """uint8 [len(frame_indices), H, W, 3] RGB frames of `path` at the given frame indices.
+
+    See VideoReader.decode for the index rules; raises VideoError naming the file.
+    """
+    with VideoReader(path, threads=threads) as reader:
+        return reader.decode(frame_indices)
+
+
+# -- JPEG frame folders (Charades-Ego, EPIC-Kitchens rgb_frames) -----------------------------
+
+
+def read_jpeg_bytes(paths: Sequence[str | os.PathLike]) -> list[torch.Tensor]:
+    """The encoded bytes of each image as a uint8 tensor (for decoding on the GPU later)."""
+    data = []
+    for path in paths:
+        try:
+            data.append(torchvision.io.read_file(os.fspath(path)))
+        except (OSError, RuntimeError) as e:
+            raise VideoError(f"{os.fspath(path)}: cannot read frame: {e}") from e
+    return data
+
+
+def read_frame_folder(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """uint8 [len(paths), H, W, 3] RGB frames from image files (JPEG or PNG).
+
+    Paths may repeat (padding of short segments); each file is read and decoded once.
+    """
+    if len(paths) == 0:
+        raise ValueError("read_frame_folder needs at least one path")
+    names = [os.fspath(p) for p in paths]
+    unique = list(dict.fromkeys(names))
+    images = {}
+    for name, data in zip(unique, read_jpeg_bytes(unique)):
+        try:
+            image = torchvision.io.decode_image(data, mode=torchvision.io.ImageReadMode.RGB)
+        except RuntimeError as e:
+            raise VideoError(f"{name}: cannot decode image: {e}") from e
+        images[name] = image.permute(1, 2, 0)  # [3, H, W] -> [H, W, 3]
+    size = images[unique[0]].shape
+    for name, image in images.items():
+        if image.shape != size:
+            raise VideoError(
+                f"{name}: frame size {tuple(image.shape[:2])} differs from "
+                f"{tuple(size[:2])} of {unique[0]}"
+            )
+    frames = np.empty((len(names), *size), dtype=np.uint8)
+    for slot, name in enumerate(names):
+        frames[slot] = images[name].numpy()
+    return frames
+
+
+# -- writing (tests, generated data, benchmarks) ---------------------------------------------
+
+_ENCODER_OPTIONS = {
+    # Constant-quality modes; crf 0 is lossless for x264, 0-10 near-lossless for VP9.
+    "libx264": lambda crf: {"crf": str(crf), "preset": "veryfast"},
+    "libvpx-vp9": lambda crf: {"crf": str(crf), "b:v": "0", "deadline": "good", "cpu-used": "5"},
+}
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float,
+    codec: str = "libx264",
+    *,
+    crf: int = 18,
+    gop: int | None = None,
+    timestamps: Sequence[float] | None = None,
+    rotation: int = 0,
+) -> None:
+    """Encodes uint8 [T, H, W, 3] RGB frames as MP4/H.264 ("libx264") or WebM/VP9 ("libvpx-vp9").
+
+    gop: keyframe interval in frames (encoder default if None). timestamps: presentation time
+    of each frame in seconds (variable frame rate, or a non-zero start); default i / fps.
+    rotation: display rotation, counter-clockwise degrees, stored as the stream's display
+    matrix (the frames are written as given; decoders turn them for display).
+    """
+    path = os.fspath(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"write_video({path}): frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    if codec not in _ENCODER_OPTIONS:
+        raise ValueError(f"write_video({path}): codec must be one of {sorted(_ENCODER_OPTIONS)}, got {codec!r}")
+    height, width = frames.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(f"write_video({path}): yuv420p needs an even frame size, got {width}x{height}")
+    if timestamps is None:
+        time_base = 1 / Fraction(fps).limit_denominator(1001)
+        pts = list(range(len(frames)))
+    else:
+        if len(timestamps) != len(frames):
+            raise ValueError(f"write_video({path}): {len(timestamps)} timestamps for {len(frames)} frames")
+        time_base = Fraction(1, 1000)
+        pts = [round(t * 1000) for t in timestamps]
+        if any(b <= a for a, b in zip(pts, pts[1:])) or pts[0] < 0:
+            raise ValueError(f"write_video({path}): timestamps must be >= 0 and increasing by >= 1 ms")
+    with av.open(path, "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = time_base
+        options = _ENCODER_OPTIONS[codec](crf)
+        if gop is not None:
+            options["g"] = str(gop)
+        stream.options = options
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for image, t in zip(frames, pts):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = t
+            frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

@@ -1,0 +1,168 @@
+"""data/collate.py: padding, stacking and bookkeeping of a batch, and its fit with the op."""
+
+import numpy as np
+import pytest
+import torch
+
+from data.collate import collate_clips
+from data.transforms import SpatialTransform
+
+
+def make_sample(index, t=4, h=6, w=5, label=1, value=None, **extra):
+    frames = torch.full((t, h, w, 3), index + 1 if value is None else value, dtype=torch.uint8)
+    transform = SpatialTransform((h, w), (2 * h, 2 * w), 2.0, (index, 2 * index), 3, bool(index % 2))
+    sample = {
+        "frames": frames,
+        "box": torch.tensor([0.5, 0.25, 3.0, 2.0]) + index,
+        "flip": bool(index % 2),
+        "transform": transform,
+        "frame_indices": torch.arange(t) + 10 * index,
+        "label": label,
+        "video_id": f"v{index}",
+        "index": index,
+        "view": 2 * index,
+    }
+    sample.update(extra)
+    return sample
+
+
+def test_frames_are_padded_top_left_with_their_sizes():
+    batch = collate_clips([make_sample(0, h=6, w=5), make_sample(1, h=3, w=8)])
+    frames = batch["frames"]
+    assert frames.dtype == torch.uint8 and frames.shape == (2, 4, 6, 8, 3)
+    assert batch["sizes"].tolist() == [[6, 5], [3, 8]]
+    assert (frames[0, :, :6, :5] == 1).all() and (frames[0, :, :, 5:] == 0).all()
+    assert (frames[1, :, :3, :8] == 2).all() and (frames[1, :, 3:] == 0).all()
+
+
+def test_geometry_bookkeeping_and_labels():
+    batch = collate_clips([make_sample(0, label=3), make_sample(1, label=7)])
+    assert batch["boxes"].dtype == torch.float32
+    assert batch["boxes"].tolist() == [[0.5, 0.25, 3.0, 2.0], [1.5, 1.25, 4.0, 3.0]]
+    assert batch["flip"].tolist() == [False, True] and batch["flip"].dtype == torch.bool
+    assert batch["scale"].tolist() == [2.0, 2.0]
+    assert batch["crop_offset"].tolist() == [[0.0, 0.0], [1.0, 2.0]]
+    assert batch["crop_size"].tolist() == [3, 3] and batch["crop_size"].dtype == torch.int64
+    assert batch["frame_indices"].tolist() == [[0, 1, 2, 3], [10, 11, 12, 13]]
+    assert batch["label"].tolist() == [3, 7] and batch["label"].dtype == torch.int64
+    assert batch["video_id"] == ["v0", "v1"]
+    assert batch["index"].tolist() == [0, 1] and batch["view"].tolist() == [0, 2]
+    assert batch["failed"] == [] and batch["errors"] == []
+    assert "ego_score" not in batch and "detections" not in batch
+
+
+def test_multi_hot_and_multi_task_labels():
+    multi_hot = [make_sample(i, label=torch.tensor([1.0, 0.0, float(i)])) for i in range(2)]
+    assert collate_clips(multi_hot)["label"].tolist() == [[1, 0, 0], [1, 0, 1]]
+    tasks = [make_sample(i, label={"verb": torch.tensor(i), "noun": torch.tensor(5 + i)}) for i in range(2)]
+    label = collate_clips(tasks)["label"]
+    assert label["verb"].tolist() == [0, 1] and label["noun"].tolist() == [5, 6]
+    with pytest.raises(ValueError, match="v1"):
+        collate_clips([make_sample(0, label=1), make_sample(1, label=torch.ones(3))])
+
+
+def test_teacher_scores_and_detections():
+    def det(n, k):
+        return {"frame": torch.arange(n), "boxes": torch.full((n, 4), float(k)),
+                "scores": torch.full((n,), 0.5 + k / 10), "kinds": torch.ones(n, dtype=torch.int64) * k}
+
+    samples = [make_sample(i, ego_score=torch.full((2,), -float(i)), object_score=torch.zeros(1000) + i,
+                           detections=det(n, i)) for i, n in enumerate([2, 0, 3])]
+    batch = collate_clips(samples)
+    assert batch["ego_score"].shape == (3, 2) and batch["ego_score"][2].tolist() == [-2, -2]
+    assert batch["object_score"].shape == (3, 1000) and batch["object_score"][1, 0] == 1
+    d = batch["detections"]
+    assert d["batch_index"].tolist() == [0, 0, 2, 2, 2]
+    assert d["frame"].tolist() == [0, 1, 0, 1, 2]
+    assert d["boxes"].shape == (5, 4) and d["boxes"][:, 0].tolist() == [0, 0, 2, 2, 2]
+    assert d["kinds"].tolist() == [0, 0, 2, 2, 2] and d["scores"].dtype == torch.float32
+    with pytest.raises(ValueError, match="ego_score"):
+        collate_clips([make_sample(0, ego_score=torch.zeros(2)), make_sample(1)])
+    with pytest.raises(ValueError, match="detections"):
+        collate_clips([make_sample(0, detections=det(1, 0)), make_sample(1)])
+
+
+def test_failed_samples_are_listed_not_batched():
+    error = {"index": 5, "video_id": "broken", "view": 3, "error": "broken.mp4: cannot open"}
+    samples = [make_sample(0, failed=["x.mp4: truncated"]), error, make_sample(1, failed=["y.mp4: no such file"])]
+    batch = collate_clips(samples)
+    assert batch["frames"].shape[0] == 2 and batch["index"].tolist() == [0, 1]
+    assert batch["errors"] == [("broken", 3, "broken.mp4: cannot open")]
+    assert batch["failed"] == ["x.mp4: truncated", "y.mp4: no such file"]
+    only_errors = collate_clips([error])
+    assert only_errors["frames"].shape[0] == 0 and only_errors["index"].numel() == 0
+    assert only_errors["errors"] == [("broken", 3, "broken.mp4: cannot open")]
+
+
+def test_bad_samples_are_named():
+    with pytest.raises(ValueError, match="'v1'.*3 frames"):
+        collate_clips([make_sample(0, t=4), make_sample(1, t=3)])
+    bad = make_sample(1)
+    bad["frames"] = bad["frames"].float()
+    with pytest.raises(ValueError, match="'v1'.*uint8"):
+        collate_clips([make_sample(0), bad])
+
+
+def test_pin_memory():
+    if torch.cuda.is_available():
+        assert collate_clips([make_sample(0)], pin_memory=True)["frames"].is_pinned()
+    else:
+        with pytest.raises(ValueError, match="CUDA"):
+            collate_clips([make_sample(0)], pin_memory=True)
+
+
+class _Samples(torch.utils.data.Dataset):
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, i):
+        return make_sample(i, h=4 + i, w=9 - i)
+
+
+@pytest.mark.parametrize("workers", [0, 1])  # in a worker, frames are collated into shared memory
+def test_dataloader_batches_through_collate(workers):
+    loader = torch.utils.data.DataLoader(_Samples(), batch_size=2, collate_fn=collate_clips, num_workers=workers)
+    batches = list(loader)
+    assert [b["frames"].shape for b in batches] == [(2, 4, 5, 9, 3), (2, 4, 7, 7, 3), (1, 4, 8, 5, 3)]
+    assert torch.cat([b["index"] for b in batches]).tolist() == list(range(5))
+    for b in batches:
+        for row, (h, w) in enumerate(b["sizes"].tolist()):
+            clip = b["frames"][row]
+            assert (clip[:, :h, :w] == b["index"][row] + 1).all()
+            assert clip[:, h:].sum() == 0 and clip[:, :, w:].sum() == 0  # padding is zero
+
+
+def test_batch_feeds_the_crop_normalize_op(tmp_path):
+    # Samples pre-cropped by load_clip, padded by collate_clips: the op's reference must give each
+    # sample's clip as if sampled from its full decoded frames.
+    from data.crop_normalize import crop_normalize_reference
+    from data.transforms import ClipSampling, load_clip
+    from data.video import decode_frames, write_video
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(60, 80), (80, 60)]):
+        paths.append(str(tmp_path / f"{i}.mp4"))
+        write_video(paths[-1], rng.integers(0, 256, (20, h, w, 3), dtype=np.uint8), 25, crf=10)
+    sampling = ClipSampling(clip_len=4, stride=2, min_size=64, max_size=72, crop_size=56)
+    samples = []
+    for i, path in enumerate(paths):
+        sample = load_clip(path, sampling, np.random.default_rng(i))
+        samples.append(dict(sample, label=i, video_id=str(i), index=i, view=0))
+    batch = collate_clips(samples)
+    got = crop_normalize_reference(batch["frames"], batch["sizes"], batch["boxes"], batch["flip"], 56)
+    for b, (path, sample) in enumerate(zip(paths, samples)):
+        full = torch.from_numpy(decode_frames(path, sample["frame_indices"].numpy()))
+        box = torch.tensor([sample["transform"].source_box()], dtype=torch.float32)
+        size = torch.tensor([full.shape[1:3]])
+        want = crop_normalize_reference(full[None], size, box, torch.tensor([sample["flip"]]), 56)
+        torch.testing.assert_close(got[b : b + 1], want, rtol=0, atol=1e-3)
+
+
+def test_padding_is_zeroed_whatever_the_buffer_held(monkeypatch):
+    import data.collate
+
+    monkeypatch.setattr(data.collate, "_frames_buffer", lambda shape: torch.full(shape, 255, dtype=torch.uint8))
+    batch = collate_clips([make_sample(0, h=6, w=5), make_sample(1, h=3, w=8)])
+    assert (batch["frames"][0, :, :, 5:] == 0).all() and (batch["frames"][1, :, 3:] == 0).all()
+    assert (batch["frames"][0, :, :6, :5] == 1).all() and (batch["frames"][1, :, :3, :8] == 2).all()

@@ -1,0 +1,349 @@
+"""Datasets on generated data in each official format: labels against the generator's ground
+truth, hand-worked frame indices, Charades clip targets and no-pair selection, EPIC fractions,
+detections on clip frames, teacher-score joins, and bad-input handling."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from data.annotations import AnnotationError, CharadesAction
+from data.collate import collate_clips
+from data.datasets import (CharadesEgoDataset, EpicKitchensDataset, KineticsDataset, SSv2Dataset,
+                           charades_multi_hot, fraction_of_videos, select_one_view_per_pair)
+from data.synthetic import (corrupt_video, make_charades_ego, make_epic55, make_epic100, make_kinetics,
+                            make_ssv2)
+from data.teacher_targets import TeacherTargetError, average_clip_log_probs, save_teacher_scores
+from data.transforms import ClipSampling
+
+# small clips: 8 frames at stride 2 (a 16-frame window), 2 test windows x 3 crops
+SAMPLING = ClipSampling(clip_len=8, stride=2, min_size=64, max_size=80, crop_size=56, test_size=64,
+                        num_clips=2, num_crops=3)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("generated")
+    return {
+        "kinetics": make_kinetics(str(root / "kinetics"), num_classes=3, videos_per_class=2, val_videos_per_class=1),
+        "charades": make_charades_ego(str(root / "charades"), train_pairs=4, test_pairs=2),
+        "charades_frames": make_charades_ego(str(root / "charades_frames"), train_pairs=2, test_pairs=1,
+                                             as_frames=True, seed=1),
+        "epic100": make_epic100(str(root / "epic100")),
+        "epic100_videos": make_epic100(str(root / "epic100_videos"), as_videos=True, seed=2),
+        "epic55": make_epic55(str(root / "epic55")),
+        "ssv2": make_ssv2(str(root / "ssv2"), videos_per_class=1, val_videos_per_class=1, test_videos=1),
+    }
+
+
+def kinetics(data, training, **kw):
+    k = data["kinetics"]
+    return KineticsDataset(training, list_path=k["lists"]["train" if training else "val"],
+                           video_root=k["video_root"], num_classes=3, sampling=SAMPLING, **kw)
+
+
+# ----------------------------------------------------------------------------- Kinetics
+
+
+def test_kinetics_both_list_formats_give_the_generator_labels(data):
+    k = data["kinetics"]
+    from_list = kinetics(data, False)
+    from_csv = KineticsDataset(False, csv_path=k["official_csv"]["val"], video_root=k["video_root"],
+                               class_names=k["classnames"], sampling=SAMPLING)
+    truth = {v: label for v, label in k["labels"].items() if k["split"][v] == "val"}
+    for ds in (from_list, from_csv):
+        assert {v.video_id: v.label for v in ds.videos} == truth
+        assert len(ds) == len(truth) * 6
+    assert [v.source for v in from_list.videos] == [v.source for v in from_csv.videos]
+
+
+def test_kinetics_test_views_hand_worked_indices(data):
+    ds = kinetics(data, False)
+    # 48-frame video, window 16: delta 32; clip 0 starts at 0, clip 1 at 32 * 1/2 = 16;
+    # linspace(start, start + 15, 8) floored
+    expected = {0: [0, 2, 4, 6, 8, 10, 12, 15], 1: [16, 18, 20, 22, 24, 26, 28, 31]}
+    for view in range(6):
+        sample = ds[6 + view]  # second video
+        assert sample["index"] == 6 + view and sample["view"] == view
+        assert sample["video_id"] == ds.videos[1].video_id
+        assert sample["frame_indices"].tolist() == expected[view // 3]
+        assert sample["label"].item() == ds.videos[1].label and sample["label"].dtype == torch.int64
+        # 96x128 -> 64x85: left, centre ceil(21 / 2), right crop offsets
+        assert sample["transform"].crop_offset == ([0, 11, 21][view % 3], 0)
+
+
+def test_kinetics_training_sample_fields(data):
+    torch.manual_seed(0)
+    ds = kinetics(data, True)
+    assert len(ds) == 6
+    sample = ds[2]
+    idx = sample["frame_indices"]
+    assert sample["failed"] == [] and sample["view"] == 0 and sample["index"] == 2
+    assert idx.shape == (8,) and 0 <= idx.min() and idx.max() <= 47
+    assert set(np.diff(idx.numpy()).tolist()) <= {2, 3}
+    frames, box = sample["frames"], sample["box"]
+    assert frames.dtype == torch.uint8 and frames.shape[0] == 8 and frames.shape[-1] == 3
+    assert 0 <= box[0] and box[0] + box[2] <= frames.shape[2] + 1e-4
+    batch = collate_clips([ds[i] for i in range(3)])
+    assert batch["frames"].shape[:2] == (3, 8) and batch["label"].shape == (3,)
+
+
+def test_kinetics_detections_land_on_the_right_clip_frames(data):
+    k = data["kinetics"]
+    ds = kinetics(data, False, detections=k["detections"])
+    sample = ds[3]
+    det, truth = sample["detections"], k["boxes"][sample["video_id"]]
+    assert (det["scores"] >= 0.5).all()  # the generator's < 0.45 distractors are dropped
+    # one hand and one object per sampled frame, at the right t, rescaled from 2x back to 1x
+    assert det["frame"].tolist() == [t for t in range(8) for _ in range(2)]
+    for row, (t, kind) in enumerate(zip(det["frame"].tolist(), det["kinds"].tolist())):
+        frame = sample["frame_indices"][t].item()
+        expected = truth["hand" if kind == 0 else "object"][frame]
+        torch.testing.assert_close(det["boxes"][row], torch.from_numpy(expected), atol=1e-3, rtol=0)
+
+
+def test_teacher_score_join(data, tmp_path):
+    ds = kinetics(data, True)
+    ids = [v.video_id for v in ds.videos]
+    scores = average_clip_log_probs(torch.randn(len(ids), 2, 2))
+    save_teacher_scores(tmp_path / "ego.pt", "ego", ids[1:], scores[1:])
+    with pytest.raises(TeacherTargetError) as e:
+        kinetics(data, True, ego_scores=str(tmp_path / "ego.pt"))
+    assert ids[0] in str(e.value) and "1 missing" in str(e.value)
+    joined = kinetics(data, True, ego_scores=str(tmp_path / "ego.pt"), skip_videos_without_targets=True)
+    assert [v.video_id for v in joined.videos] == ids[1:]
+    torch.manual_seed(0)
+    sample = joined[2]
+    torch.testing.assert_close(sample["ego_score"], scores[ids.index(sample["video_id"])])
+    assert collate_clips([joined[0], joined[1]])["ego_score"].shape == (2, 2)
+
+
+def test_missing_detection_files_are_listed(data, tmp_path):
+    (tmp_path / "dets").mkdir()
+    with pytest.raises(TeacherTargetError, match=r"detection files <id>\.pkl\): 6 missing"):
+        kinetics(data, True, detections=str(tmp_path / "dets"))
+
+
+def test_malformed_list_line_reaches_the_caller(tmp_path):
+    bad = tmp_path / "train.csv"
+    bad.write_text("a.mp4 0\nb.mp4\n")
+    with pytest.raises(AnnotationError, match=r"train\.csv:2:"):
+        KineticsDataset(True, list_path=str(bad), sampling=SAMPLING)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def damaged_kinetics(data, tmp_path):
+    """A copy of the generated Kinetics set with one truncated and one garbage video."""
+    root = tmp_path / "kinetics"
+    shutil.copytree(data["kinetics"]["root"], root)
+    ds = KineticsDataset(True, list_path=str(root / "lists" / "train.csv"), video_root=str(root / "videos"),
+                         num_classes=3, sampling=SAMPLING)
+    corrupt_video(ds.videos[0].source, "truncate")
+    corrupt_video(ds.videos[1].source, "garbage")
+    return root, ds
+
+
+def test_training_retries_and_records_bad_videos(damaged_kinetics):
+    root, ds = damaged_kinetics
+    torch.manual_seed(0)
+    for index in (0, 1):
+        sample = ds[index]
+        assert len(sample["failed"]) >= 1 and ds.videos[index].source in sample["failed"][0]
+        loaded = ds.videos[sample["index"]].source
+        assert loaded not in (ds.videos[0].source, ds.videos[1].source)
+        assert all(any(ds.videos[i].source in m for i in (0, 1)) for m in sample["failed"])
+    batch = collate_clips([ds[0], ds[2]])
+    assert len(batch["failed"]) >= 1 and batch["frames"].shape[0] == 2
+
+
+def test_training_gives_up_after_max_retries(damaged_kinetics):
+    root, _ = damaged_kinetics
+    bad_only = root / "lists" / "bad.csv"
+    lines = (root / "lists" / "train.csv").read_text().splitlines()[:2]
+    bad_only.write_text("\n".join(lines) + "\n")
+    ds = KineticsDataset(True, list_path=str(bad_only), video_root=str(root / "videos"), num_classes=3,
+                         sampling=SAMPLING, max_retries=3)
+    with pytest.raises(RuntimeError, match="4 training samples in a row failed to load"):
+        ds[0]
+
+
+def test_evaluation_returns_error_records(damaged_kinetics, tmp_path):
+    root, train = damaged_kinetics
+    listing = root / "lists" / "eval.csv"
+    listing.write_text((root / "lists" / "train.csv").read_text() + "train/growing/missing_000001_000011.mp4 1\n")
+    ds = KineticsDataset(False, list_path=str(listing), video_root=str(root / "videos"), num_classes=3,
+                         sampling=SAMPLING)
+    first, second, good, missing = ds[0], ds[6 + 4], ds[12], ds[len(ds) - 1]
+    assert first == {"index": 0, "video_id": ds.videos[0].video_id, "view": 0, "error": first["error"]}
+    assert ds.videos[0].source in first["error"] and ds.videos[1].source in second["error"]
+    assert second["view"] == 4 and "frames" not in second
+    assert "missing_000001_000011.mp4" in missing["error"] and "no such file" in missing["error"]
+    batch = collate_clips([first, good, second])
+    assert batch["frames"].shape[0] == 1 and [e[:2] for e in batch["errors"]] == [
+        (ds.videos[0].video_id, 0), (ds.videos[1].video_id, 4)]
+
+
+def test_corrupt_frame_folder_is_an_error_record(data, tmp_path):
+    c = data["charades_frames"]
+    root = tmp_path / "charades"
+    shutil.copytree(c["root"], root)
+    video_id = next(v for v in c["paths"] if v.startswith("TE") and v.endswith("EGO"))
+    corrupt_video(str(root / "frames" / video_id), "garbage")
+    ds = CharadesEgoDataset(False, csv_path=str(root / "CharadesEgo_v1_test.csv"), data_root=str(root / "frames"),
+                            sampling=SAMPLING)
+    sample = ds[0]
+    assert sample["video_id"] == video_id and video_id in sample["error"]
+
+
+# ----------------------------------------------------------------------------- Charades-Ego
+
+
+def test_charades_clip_union_hand_worked(data):
+    # 24 fps: frames 0..15 span [0, 0.625] s, 30..46 span [1.25, 1.917] s, 16..29 span
+    # [0.667, 1.208] s (touches c020's end 0.7 and c010's start 1.2), 16..28 ends at 1.167 s
+    actions = (CharadesAction(5, 0.0, 0.5), CharadesAction(10, 1.2, 1.8), CharadesAction(20, 0.6, 0.7))
+    assert charades_multi_hot(actions, 0 / 24, 15 / 24).nonzero().flatten().tolist() == [5, 20]
+    assert charades_multi_hot(actions, 30 / 24, 46 / 24).nonzero().flatten().tolist() == [10]
+    assert charades_multi_hot(actions, 16 / 24, 29 / 24).nonzero().flatten().tolist() == [10, 20]
+    assert charades_multi_hot(actions, 16 / 24, 28 / 24).nonzero().flatten().tolist() == [20]
+    assert charades_multi_hot(actions).nonzero().flatten().tolist() == [5, 10, 20]
+
+
+@pytest.mark.parametrize("source", ["charades", "charades_frames"])
+def test_charades_targets_follow_the_clip(data, source):
+    c = data[source]
+    torch.manual_seed(0)
+    train = CharadesEgoDataset(True, csv_path=c["csv"]["train"], data_root=c["data_root"], views="both",
+                               sampling=SAMPLING)
+    for index in range(len(train)):
+        sample = train[index]
+        idx = sample["frame_indices"].float()
+        expected = charades_multi_hot(c["actions"][sample["video_id"]], idx.min() / 24, idx.max() / 24)
+        assert torch.equal(sample["label"], expected) and sample["label"].dtype == torch.float32
+    test = CharadesEgoDataset(False, csv_path=c["csv"]["test"], data_root=c["data_root"], sampling=SAMPLING)
+    for video in range(len(test.videos)):
+        sample = test[video * 6 + 5]
+        assert torch.equal(sample["label"], charades_multi_hot(c["actions"][sample["video_id"]]))
+
+
+def test_charades_views_and_ego_task(data):
+    c = data["charades"]
+    kw = dict(csv_path=c["csv"]["train"], data_root=c["data_root"], sampling=SAMPLING)
+    first = CharadesEgoDataset(True, views="first", **kw)
+    third = CharadesEgoDataset(True, views="third", **kw)
+    both = CharadesEgoDataset(True, views="both", task="ego", **kw)
+    assert all(v.video_id.endswith("EGO") for v in first.videos) and len(first.videos) == 5  # 4 pairs + 1
+    assert not any(v.video_id.endswith("EGO") for v in third.videos) and len(third.videos) == 4
+    assert len(both.videos) == 9 and both.num_classes == 2
+    torch.manual_seed(0)
+    for i in range(len(both)):
+        sample = both[i]
+        assert sample["label"].item() == int(sample["video_id"].endswith("EGO"))
+    with pytest.raises(ValueError, match="no_pair .* needs views='both'"):
+        CharadesEgoDataset(True, views="first", no_pair=True, **kw)
+
+
+def test_no_pair_keeps_one_view_per_recording(data):
+    c = data["charades"]
+    kw = dict(csv_path=c["csv"]["train"], data_root=c["data_root"], views="both", task="ego", sampling=SAMPLING)
+    chosen = [sorted(v.video_id for v in CharadesEgoDataset(True, no_pair=True, pair_seed=s, **kw).videos)
+              for s in range(8)]
+    assert chosen[3] == sorted(v.video_id for v in CharadesEgoDataset(True, no_pair=True, pair_seed=3, **kw).videos)
+    for ids in chosen:
+        pairs = [i.removesuffix("EGO") for i in ids]
+        assert len(pairs) == len(set(pairs)) == 5  # 4 pairs -> one view each, the unpaired one kept
+        assert "TR004EGO" in ids  # the recording with a first-person view only
+    kept_views = {i for ids in chosen for i in ids}
+    assert any(i.endswith("EGO") and i != "TR004EGO" for i in kept_views)  # both views get picked
+    assert any(not i.endswith("EGO") for i in kept_views)
+
+
+def test_no_pair_selection_ignores_row_order(data):
+    from data.annotations import read_charades_ego
+    records = read_charades_ego(data["charades"]["csv"]["train"])
+    forward = {r.video_id for r in select_one_view_per_pair(records, 5)}
+    backward = {r.video_id for r in select_one_view_per_pair(records[::-1], 5)}
+    assert forward == backward
+
+
+# ----------------------------------------------------------------------------- EPIC
+
+
+@pytest.mark.parametrize("source", ["epic100", "epic100_videos"])
+def test_epic100_labels_indices_and_participants(data, source):
+    e = data[source]
+    ds = EpicKitchensDataset(False, annotations=e["csv"]["validation"], data_root=e["root"], sampling=SAMPLING)
+    assert len(ds.videos) == 4 and len(ds) == 24
+    for video, item in enumerate(ds.videos):
+        truth = e["segments"][item.video_id]
+        # segment frames start-1 .. stop-1 (24 frames), window 16: delta 8, clip starts 0 and 4
+        first = truth["start_frame"] - 1
+        for view, offsets in ((0, [0, 2, 4, 6, 8, 10, 12, 15]), (4, [4, 6, 8, 10, 12, 14, 16, 19])):
+            sample = ds[video * 6 + view]
+            assert sample["frame_indices"].tolist() == [first + o for o in offsets]
+            assert {k: v.item() for k, v in sample["label"].items()} == {
+                "verb": truth["verb_class"], "noun": truth["noun_class"]}
+            assert sample["participant_id"] == truth["participant_id"] and sample["video_id"] == item.video_id
+    torch.manual_seed(0)
+    train = EpicKitchensDataset(True, annotations=e["csv"]["train"], data_root=e["root"], sampling=SAMPLING)
+    for i in range(0, len(train), 5):
+        sample = train[i]
+        truth = e["segments"][sample["video_id"]]
+        assert truth["start_frame"] - 1 <= sample["frame_indices"].min()
+        assert sample["frame_indices"].max() <= truth["stop_frame"] - 1
+
+
+def test_epic_test_split_has_unknown_labels(data):
+    e = data["epic100"]
+    ds = EpicKitchensDataset(False, annotations=e["csv"]["test"], data_root=e["root"], sampling=SAMPLING)
+    assert {k: v.item() for k, v in ds[0]["label"].items()} == {"verb": -1, "noun": -1}
+
+
+def test_epic55_loads(data):
+    e = data["epic55"]
+    ds = EpicKitchensDataset(False, annotations=e["csv"]["train"], data_root=e["root"], version=55,
+                             sampling=SAMPLING)
+    assert (ds.num_verbs, ds.num_nouns) == (125, 352)
+    sample = ds[7]
+    truth = e["segments"][sample["video_id"]]
+    assert sample["label"]["verb"].item() == truth["verb_class"]
+    assert sample["frame_indices"].min() >= truth["start_frame"] - 1
+
+
+def test_epic_fraction_is_nested_and_deterministic(data):
+    ids = [f"P{p:02d}_{v:02d}" for p in range(1, 5) for v in range(1, 6)]  # 20 videos
+    fractions = [0.1, 0.2, 0.5, 1.0]
+    kept = [fraction_of_videos(ids * 2, f, seed=3) for f in fractions]
+    assert [len(k) for k in kept] == [2, 4, 10, 20]
+    for small, large in zip(kept, kept[1:]):
+        assert set(small) <= set(large)
+    assert fraction_of_videos(ids, 0.5, seed=3) == kept[2]
+    assert fraction_of_videos(list(reversed(ids)), 0.5, seed=3) == kept[2]
+    assert fraction_of_videos(ids, 0.5, seed=4) != kept[2]
+    e = data["epic100"]
+    half = EpicKitchensDataset(True, annotations=e["csv"]["train"], data_root=e["root"], train_fraction=0.5,
+                               fraction_seed=1, sampling=SAMPLING)
+    train_videos = [row[2] for row in e["rows"]["train"]]  # 10 videos, 2 segments each
+    assert {s.video_id for s in half.segments} == set(fraction_of_videos(train_videos, 0.5, 1))
+    assert len(half.videos) == 10 and len({s.video_id for s in half.segments}) == 5
+
+
+# ----------------------------------------------------------------------------- SSv2
+
+
+def test_ssv2_webm_labels(data):
+    s = data["ssv2"]
+    ds = SSv2Dataset(False, labels=s["json"]["labels"], split=s["json"]["validation"], video_root=s["video_root"],
+                     sampling=SAMPLING)
+    assert ds.num_classes == 4 and len(ds.videos) == 4
+    for video, item in enumerate(ds.videos):
+        sample = ds[video * 6]
+        assert sample["label"].item() == s["labels"][item.video_id]
+        assert sample["frame_indices"].tolist() == [0, 2, 4, 6, 8, 10, 12, 15]  # 32 frames: delta 16
+    test = SSv2Dataset(False, labels=s["json"]["labels"], split=s["json"]["test"], video_root=s["video_root"],
+                       sampling=SAMPLING)
+    assert test[0]["label"].item() == -1

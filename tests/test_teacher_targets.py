@@ -1,0 +1,119 @@
+"""Teacher-score and detection files: format round trips, validation errors, and the clip
+detections mapping on hand-worked cases."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from data.teacher_targets import (TeacherTargetError, average_clip_log_probs, clip_detections,
+                                  load_detections, load_teacher_scores, save_detections,
+                                  save_teacher_scores)
+
+
+def test_average_clip_log_probs_hand_worked():
+    # clip softmaxes [1/4, 3/4] and [3/4, 1/4] average to [1/2, 1/2]; a single clip of
+    # logits [0, log 3] gives log([1/4, 3/4])
+    logits = torch.tensor([[[0.0, math.log(3)], [math.log(3), 0.0]], [[0.0, math.log(3)], [0.0, math.log(3)]]])
+    out = average_clip_log_probs(logits)
+    expected = torch.log(torch.tensor([[0.5, 0.5], [0.25, 0.75]]))
+    torch.testing.assert_close(out, expected)
+
+
+def ego_scores(n):
+    return average_clip_log_probs(torch.randn(n, 2, 2, generator=torch.Generator().manual_seed(0)))
+
+
+def test_scores_round_trip_with_metadata(tmp_path):
+    scores = ego_scores(3)
+    save_teacher_scores(tmp_path / "ego.pt", "ego", ["a", "b", "c"], scores, model="slow_r50", clips=2)
+    loaded = load_teacher_scores(tmp_path / "ego.pt", teacher="ego")
+    assert loaded.video_ids == ["a", "b", "c"] and loaded.metadata == {"model": "slow_r50", "clips": 2}
+    torch.testing.assert_close(loaded["b"], scores[1])
+    assert loaded.missing(["a", "x", "y"]) == ["x", "y"]
+    with pytest.raises(TeacherTargetError, match="holds 'ego' teacher scores, expected 'object'"):
+        load_teacher_scores(tmp_path / "ego.pt", teacher="object")
+
+
+def test_object_scores_need_1000_classes(tmp_path):
+    good = torch.log_softmax(torch.randn(2, 1000), dim=1)
+    save_teacher_scores(tmp_path / "obj.pt", "object", ["a", "b"], good)
+    assert load_teacher_scores(tmp_path / "obj.pt").scores.shape == (2, 1000)
+    with pytest.raises(TeacherTargetError, match=r"scores should be a tensor \[N, 1000\].*got \(2, 10\)"):
+        save_teacher_scores(tmp_path / "bad.pt", "object", ["a", "b"], torch.log_softmax(torch.randn(2, 10), 1))
+
+
+def write_raw(path, **blob):
+    torch.save(blob, path)
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(scores=torch.tensor([[0.5, 0.5], [0.2, 0.8]])), "not log-probabilities"),
+    (dict(scores=torch.tensor([[float("nan"), 0.0], [-0.7, -0.7]])), "NaN or inf"),
+    (dict(video_ids=["a"]), "one per score row"),
+    (dict(video_ids=["a", "a"]), "duplicate video ids"),
+    (dict(kind="probs"), "kind should be 'log_probs'"),
+    (dict(teacher="hand"), "teacher should be one of"),
+])
+def test_bad_score_files_are_rejected(tmp_path, change, message):
+    blob = dict(teacher="ego", kind="log_probs", video_ids=["a", "b"], scores=ego_scores(2))
+    blob.update(change)
+    path = write_raw(tmp_path / "s.pt", **blob)
+    with pytest.raises(TeacherTargetError, match=message):
+        load_teacher_scores(path)
+
+
+def test_missing_score_file(tmp_path):
+    with pytest.raises(TeacherTargetError, match=r"nope\.pt: teacher-score file not found"):
+        load_teacher_scores(tmp_path / "nope.pt")
+
+
+def det_row(x1, y1, x2, y2, score):
+    return [x1, y1, x2, y2, score, 3, 0.1, 0.01, -0.02, 1]
+
+
+def test_detections_round_trip_and_clip_mapping(tmp_path):
+    # the detector ran on 480x640 frames; we decode at 240x320, so every coordinate halves
+    frames = {
+        7: {"hand_dets": np.array([det_row(100, 50, 300, 250, 0.9), det_row(0, 0, 10, 10, 0.3)]),
+            "obj_dets": None},
+        9: {"hand_dets": None, "obj_dets": np.array([det_row(20, 40, 60, 80, 0.5)])},
+        11: {"hand_dets": np.array([det_row(1, 1, 2, 2, 0.99)]), "obj_dets": None},
+    }
+    save_detections(tmp_path / "vid.pkl", (480, 640), frames)
+    dets = load_detections(tmp_path / "vid.pkl")
+    assert dets.frame_size == (480, 640) and sorted(dets.frames) == [7, 9, 11]
+
+    out = clip_detections(dets, [5, 7, 7, 9], decoded_size=(240, 320))
+    assert out["frame"].tolist() == [1, 2, 3]  # frame 7 sampled twice, low-score hand dropped
+    torch.testing.assert_close(out["boxes"], torch.tensor([[50.0, 25, 150, 125], [50, 25, 150, 125],
+                                                           [10, 20, 30, 40]]))
+    torch.testing.assert_close(out["scores"], torch.tensor([0.9, 0.9, 0.5]))
+    assert out["kinds"].tolist() == [0, 0, 1]
+    assert out["boxes"].dtype == torch.float32 and out["frame"].dtype == torch.int64
+
+    strict = clip_detections(dets, np.array([9, 7]), decoded_size=(480, 640), score_threshold=0.6)
+    assert strict["frame"].tolist() == [1] and strict["boxes"].tolist() == [[100, 50, 300, 250]]
+    empty = clip_detections(dets, [0, 1], decoded_size=(240, 320))
+    assert empty["boxes"].shape == (0, 4) and empty["frame"].shape == (0,)
+
+
+def test_detection_file_validation_names_file_and_frame(tmp_path):
+    with pytest.raises(TeacherTargetError, match=r"bad\.pkl: frame 4 obj_dets should be K x 10"):
+        save_detections(tmp_path / "bad.pkl", (10, 10), {4: {"hand_dets": None, "obj_dets": np.zeros((2, 5))}})
+    (tmp_path / "raw.pkl").write_bytes(pickle.dumps(
+        {"frame_size": (10, 10), "frames": {3: {"hand_dets": np.zeros(10), "obj_dets": None}}}))
+    with pytest.raises(TeacherTargetError, match=r"raw\.pkl: frame 3 hand_dets should be K x 10"):
+        load_detections(tmp_path / "raw.pkl")
+    (tmp_path / "keys.pkl").write_bytes(pickle.dumps({"frame_size": (10, 10), "frames": {2: {"hand_dets": None}}}))
+    with pytest.raises(TeacherTargetError, match=r"keys\.pkl: frame 2 should be a dict with 'hand_dets'"):
+        load_detections(tmp_path / "keys.pkl")
+    (tmp_path / "size.pkl").write_bytes(pickle.dumps({"frame_size": (0, 10), "frames": {}}))
+    with pytest.raises(TeacherTargetError, match=r"size\.pkl: frame_size should be positive"):
+        load_detections(tmp_path / "size.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(TeacherTargetError, match=r"junk\.pkl: not a readable pickle"):
+        load_detections(tmp_path / "junk.pkl")

@@ -1,0 +1,306 @@
+"""data/video.py: exact frame-index decoding against a plain sequential decode, error handling,
+rotation, frame folders, writing."""
+
+import av
+import numpy as np
+import pytest
+import torch
+import torchvision.io
+
+import data.video as video
+from data.video import (
+    VideoError,
+    VideoReader,
+    decode_frames,
+    probe_video,
+    read_frame_folder,
+    read_jpeg_bytes,
+    rotate_frame,
+    write_video,
+)
+
+N = 60  # frames in most test videos
+H, W = 48, 64
+
+
+def indexed_frames(n: int = N, height: int = H, width: int = W) -> np.ndarray:
+    """Frame i: a band of grey level 16 + 3i on top (reads back the index through lossy
+    coding) over a bright bar that moves 3 px a frame (so frames differ in more than a level)."""
+    frames = np.zeros((n, height, width, 3), np.uint8)
+    for i in range(n):
+        frames[i, :16] = 16 + 3 * i
+        frames[i, 16:, (3 * i) % width : (3 * i) % width + 4] = 255
+    return frames
+
+
+def index_codes(frames: np.ndarray) -> np.ndarray:
+    return np.round((frames[:, :16].astype(np.float64).mean(axis=(1, 2, 3)) - 16) / 3).astype(int)
+
+
+def sequential_decode(path: str) -> np.ndarray:
+    """Every frame in decode order with PyAV's own conversion: the definition of frame index."""
+    with av.open(path) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+VFR_TIMES = np.concatenate([[0.0], np.cumsum([0.02, 0.05, 0.033] * 20)])[:N].tolist()
+VIDEOS = {  # name: (codec, write_video options)
+    "cfr_bframes.mp4": ("libx264", {"gop": 12, "crf": 10}),
+    "cfr.webm": ("libvpx-vp9", {"gop": 12, "crf": 4}),
+    "late_start.mp4": ("libx264", {"gop": 12, "crf": 10, "timestamps": [1.5 + i / 25 for i in range(N)]}),
+    "late_start.webm": ("libvpx-vp9", {"crf": 4, "timestamps": [1.5 + i / 25 for i in range(N)]}),
+    "vfr.mp4": ("libx264", {"gop": 10, "crf": 10, "timestamps": VFR_TIMES}),
+    "vfr.webm": ("libvpx-vp9", {"gop": 10, "crf": 4, "timestamps": VFR_TIMES}),
+}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    frames = indexed_frames()
+    paths = {}
+    for name, (codec, options) in VIDEOS.items():
+        paths[name] = str(root / name)
+        write_video(paths[name], frames, 25, codec, **options)
+    return paths
+
+
+@pytest.mark.parametrize("name", list(VIDEOS))
+def test_decode_matches_sequential_decode(videos, name):
+    path = videos[name]
+    reference = sequential_decode(path)
+    assert len(reference) == N
+    assert (index_codes(reference) == np.arange(N)).all()  # the written frames, in order
+    info = probe_video(path)
+    assert (info.num_frames, info.width, info.height, info.rotation) == (N, W, H, 0)
+    rng = np.random.default_rng(0)
+    cases = [[0], [N - 1], list(range(N)), [5, 5, 5], [40, 3, 17, 3], [0, 59, 60, 75], [11, 12, 13]]
+    cases += [rng.integers(0, N + 10, size=rng.integers(1, 33)).tolist() for _ in range(12)]
+    for indices in cases:
+        got = decode_frames(path, indices)
+        assert got.dtype == np.uint8 and got.shape == (len(indices), H, W, 3)
+        np.testing.assert_array_equal(got, reference[np.minimum(indices, N - 1)], err_msg=f"{name} {indices}")
+
+
+def test_start_times_and_timestamps_are_what_was_written(videos):
+    with av.open(videos["late_start.mp4"]) as c:
+        assert float(c.streams.video[0].start_time * c.streams.video[0].time_base) == pytest.approx(1.5)
+    with av.open(videos["vfr.mp4"]) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    np.testing.assert_allclose(times, VFR_TIMES, atol=1e-3)
+
+
+def test_threaded_decoding_gives_the_same_frames(videos):
+    path = videos["cfr_bframes.mp4"]
+    indices = [3, 30, 31, 59]
+    np.testing.assert_array_equal(decode_frames(path, indices, threads=0), decode_frames(path, indices))
+
+
+def test_short_video_repeats_its_last_frame(tmp_path):
+    path = str(tmp_path / "short.mp4")
+    write_video(path, indexed_frames(10), 30, crf=0)
+    got = decode_frames(path, [0, 5, 9, 12, 40])
+    assert index_codes(got).tolist() == [0, 5, 9, 9, 9]
+    assert probe_video(path).num_frames == 10
+
+
+class _SeekLate:
+    """Container proxy whose first seek lands `frames_late` frames after the target, as a seek
+    to a keyframe shown after the target frame (B-frames) would."""
+
+    def __init__(self, container, step: int, frames_late: int):
+        self._container, self._late, self.seeks = container, step * frames_late, []
+
+    def seek(self, offset, **kwargs):
+        self.seeks.append(offset)
+        late = self._late if len(self.seeks) == 1 else 0
+        return self._container.seek(offset + late, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+def test_seek_that_lands_after_the_target_backs_off(videos):
+    path = videos["cfr_bframes.mp4"]
+    reference = sequential_decode(path)
+    with VideoReader(path) as reader:
+        step = int(reader._pts[1] - reader._pts[0])
+        reader._container = _SeekLate(reader._container, step, frames_late=13)
+        got = reader.decode([30, 31])
+        assert len(reader._container.seeks) == 2  # overshoot detected, retried earlier
+    np.testing.assert_array_equal(got, reference[[30, 31]])
+
+
+def test_wrong_uniform_grid_falls_back_to_the_real_timestamps(videos, monkeypatch):
+    path = videos["cfr_bframes.mp4"]
+    reference = sequential_decode(path)
+    real = video._uniform_grid_pts
+    monkeypatch.setattr(video, "_uniform_grid_pts", lambda stream: real(stream) + 7)  # off-grid guess
+    with VideoReader(path) as reader:
+        np.testing.assert_array_equal(reader.decode([2, 50, 50]), reference[[2, 50, 50]])
+        assert reader._scanned
+
+
+def test_without_usable_timestamps_frames_are_counted_in_decode_order(videos, monkeypatch):
+    path = videos["vfr.webm"]
+    reference = sequential_decode(path)
+    monkeypatch.setattr(VideoReader, "_scan_packets", lambda self: None)
+    with VideoReader(path) as reader:
+        assert reader.num_frames == N
+        np.testing.assert_array_equal(reader.decode([7, 1, 59, 70]), reference[[7, 1, 59, 59]])
+
+
+@pytest.mark.parametrize("rotation, corner, shape", [
+    (90, "bottom_left", (W, H)),  # counter-clockwise quarter turn
+    (180, "bottom_right", (H, W)),
+    (270, "top_right", (W, H)),
+    (-90, "top_right", (W, H)),
+])
+def test_rotation_metadata_is_applied(tmp_path, rotation, corner, shape):
+    frames = np.zeros((4, H, W, 3), np.uint8)
+    frames[:, :8, :8] = 255  # mark the coded top-left corner
+    path = str(tmp_path / "rotated.mp4")
+    write_video(path, frames, 25, crf=0, rotation=rotation)
+    info = probe_video(path)
+    assert info.rotation == rotation % 360 and (info.height, info.width) == shape
+    got = decode_frames(path, [0, 3])
+    h, w = shape
+    corners = {"top_left": got[:, 2, 2], "top_right": got[:, 2, w - 3],
+               "bottom_left": got[:, h - 3, 2], "bottom_right": got[:, h - 3, w - 3]}
+    assert [name for name, px in corners.items() if px.min() > 200] == [corner]
+
+
+def test_rotate_frame_turns_counter_clockwise():
+    frame = np.arange(6).reshape(2, 3, 1)  # [[0 1 2], [3 4 5]]
+    assert rotate_frame(frame, 90)[..., 0].tolist() == [[2, 5], [1, 4], [0, 3]]
+    assert rotate_frame(frame, 180)[..., 0].tolist() == [[5, 4, 3], [2, 1, 0]]
+    assert rotate_frame(frame, -90)[..., 0].tolist() == [[3, 0], [4, 1], [5, 2]]
+    assert rotate_frame(frame, 0) is frame or (rotate_frame(frame, 0) == frame).all()
+
+
+# -- broken inputs ------------------------------------------------------------------------------
+
+
+def _write_faststart_mp4(path: str, frames: np.ndarray) -> None:
+    """MP4 with its index in front, so a truncated copy still opens and lists every frame."""
+    with av.open(path, "w", options={"movflags": "+faststart"}) as c:
+        stream = c.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+
+
+def _broken_files(root, videos) -> dict[str, str]:
+    def cut(name, src, fraction):
+        data = open(src, "rb").read()
+        path = str(root / name)
+        with open(path, "wb") as f:
+            f.write(data[: int(len(data) * fraction)])
+        return path
+
+    faststart = str(root / "faststart.mp4")
+    _write_faststart_mp4(faststart, indexed_frames())
+    garbage = root / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    (root / "empty.webm").write_bytes(b"")
+    audio = str(root / "audio_only.wav")
+    with av.open(audio, "w") as c:
+        stream = c.add_stream("pcm_s16le", rate=8000)
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        samples.sample_rate, samples.pts = 8000, 0
+        c.mux(stream.encode(samples))
+        c.mux(stream.encode(None))
+    return {
+        "missing": str(root / "does_not_exist.mp4"),
+        "directory": str(root),
+        "garbage": str(garbage),
+        "empty": str(root / "empty.webm"),
+        "audio only": audio,
+        "mp4 cut (index at the end)": cut("cut.mp4", videos["cfr_bframes.mp4"], 0.6),
+        "webm cut": cut("cut.webm", videos["cfr.webm"], 0.5),
+        "mp4 cut (index in front)": cut("cut_faststart.mp4", faststart, 0.8),
+    }
+
+
+def test_broken_inputs_raise_video_error_naming_the_file(tmp_path, videos, capfd):
+    for what, path in _broken_files(tmp_path, videos).items():
+        with pytest.raises(VideoError) as error:
+            decode_frames(path, list(range(0, N, 4)))
+        assert path in str(error.value), what
+        with pytest.raises(VideoError):
+            with VideoReader(path) as reader:
+                reader.decode([N - 1])
+    assert capfd.readouterr().err == ""  # FFmpeg's log stays quiet
+
+
+def test_corrupt_bytes_inside_the_stream(tmp_path, videos):
+    data = bytearray(open(videos["cfr_bframes.mp4"], "rb").read())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(bytes(data))
+    with pytest.raises(VideoError, match="corrupt.mp4"):
+        decode_frames(str(path), list(range(N)))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="even"):
+        write_video("x.mp4", np.zeros((2, 5, 8, 3), np.uint8), 25)
+    with pytest.raises(ValueError, match="uint8"):
+        write_video("x.mp4", np.zeros((2, 4, 8, 3), np.float32), 25)
+    with pytest.raises(ValueError, match="codec"):
+        write_video("x.mp4", np.zeros((2, 4, 8, 3), np.uint8), 25, codec="mpeg2")
+
+
+def test_bad_indices(videos):
+    path = videos["cfr.webm"]
+    for bad in ([], [-1, 3], [1.5]):
+        with pytest.raises(ValueError, match="frame_indices"):
+            decode_frames(path, bad)
+
+
+# -- frame folders --------------------------------------------------------------------------------
+
+
+def test_frame_folder_reads_each_file_once_in_the_given_order(tmp_path, monkeypatch):
+    frames = indexed_frames(6)
+    paths = []
+    for i, frame in enumerate(frames):
+        paths.append(str(tmp_path / f"frame_{i:010d}.png"))  # lossless, so the check is exact
+        torchvision.io.write_png(torch.from_numpy(frame).permute(2, 0, 1), paths[-1])
+    decoded = []
+    real = torchvision.io.decode_image
+    monkeypatch.setattr(torchvision.io, "decode_image", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    order = [4, 0, 4, 5, 5, 5]
+    got = read_frame_folder([paths[i] for i in order])
+    np.testing.assert_array_equal(got, frames[order])
+    assert len(decoded) == 3
+
+
+def test_frame_folder_jpeg_and_bytes(tmp_path):
+    frames = indexed_frames(3)
+    paths = [str(tmp_path / f"{i}.jpg") for i in range(3)]
+    for frame, path in zip(frames, paths):
+        torchvision.io.write_jpeg(torch.from_numpy(frame).permute(2, 0, 1), path, quality=95)
+    got = read_frame_folder(paths)
+    assert got.shape == (3, H, W, 3) and (index_codes(got) == [0, 1, 2]).all()
+    raw = read_jpeg_bytes(paths)
+    assert [bytes(r.numpy()) for r in raw] == [open(p, "rb").read() for p in paths]
+
+
+def test_frame_folder_errors(tmp_path):
+    good = str(tmp_path / "good.png")
+    torchvision.io.write_png(torch.zeros(3, 8, 8, dtype=torch.uint8), good)
+    other = str(tmp_path / "other.png")
+    torchvision.io.write_png(torch.zeros(3, 8, 10, dtype=torch.uint8), other)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    missing = str(tmp_path / "missing.jpg")
+    for paths, culprit in (([good, missing], missing), ([good, str(bad)], str(bad)), ([good, other], other)):
+        with pytest.raises(VideoError) as error:
+            read_frame_folder(paths)
+        assert culprit in str(error.value)
+    with pytest.raises(VideoError, match="missing.jpg"):
+        read_jpeg_bytes([missing])
