@@ -4,7 +4,7 @@ crop the source box of each sample, bilinear-resize it to the output size, flip 
 
 * `crop_normalize` -- the fused C++/CUDA op `torch.ops.egoexo.crop_normalize` (csrc/).
 * `crop_normalize_reference` -- the same definition with gathers in plain PyTorch (tests).
-* `slowfast_pathways` -- [slow, fast] clips of a SlowFast network from one normalised clip.
+* `clips_to_device` -- a collated batch -> the normalised clips on the training device.
 * `decode_jpeg_frames` -- JPEG frame-folder bytes -> the padded uint8 batch the op takes,
   decoded on the GPU when the device is CUDA.
 
@@ -23,13 +23,7 @@ from collections.abc import Sequence
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
-try:
-    import _egoexo_C  # noqa: F401  (importing it registers torch.ops.egoexo.*)
-except ImportError as error:  # pragma: no cover - depends on the build
-    raise ImportError(
-        "the compiled extension _egoexo_C is missing or stale: run `make setup` in the "
-        f"repository root to build it ({error})"
-    ) from error
+import extension  # noqa: F401  (registers torch.ops.egoexo.*)
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
@@ -114,17 +108,36 @@ def crop_normalize_reference(
     return torch.stack(clips).to(dtype)
 
 
-def slowfast_pathways(clips: torch.Tensor, alpha: int | None) -> list[torch.Tensor]:
-    """[B, C, T, h, w] -> the network's input list: [clips] for a single-pathway model
-    (alpha None), else [slow, fast] with fast = clips and slow = the T // alpha frames
-    linspace(0, T - 1, T // alpha).long() (PySlowFast's PackPathway)."""
-    if alpha is None:
-        return [clips]
-    T = clips.shape[2]
-    if not isinstance(alpha, int) or alpha < 1 or T // alpha < 1:
-        raise ValueError(f"slowfast_pathways: alpha must be an int in [1, T={T}], got {alpha!r}")
-    index = torch.linspace(0, T - 1, T // alpha, device=clips.device).long()
-    return [clips.index_select(2, index), clips]
+def clips_to_device(
+    batch: dict,
+    device: str | torch.device,
+    out_size: int | Sequence[int] | None = None,
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """A collated batch (data/collate.py) -> normalised clips [B, 3, T, h, w] on `device`.
+
+    The frames travel as uint8 (4x less than float; non-blocking when the DataLoader pinned
+    them) and are cropped, resized, flipped and normalised there by the fused op; batches of
+    JPEG bytes are decoded on the device first. out_size defaults to the batch's crop size
+    (224 for training clips, 256 for test views); pack the result into pathways with the
+    model's `input_spec.pack`.
+    """
+    device = torch.device(device)
+    if out_size is None:
+        crop_sizes = batch["crop_size"].unique()
+        if crop_sizes.numel() != 1:
+            raise ValueError(f"clips_to_device: the batch mixes crop sizes {crop_sizes.tolist()}; "
+                             "pass out_size")
+        out_size = int(crop_sizes[0])
+    if "jpeg" in batch:
+        frames, sizes = decode_jpeg_frames(batch["jpeg"], device)
+    else:
+        frames = batch["frames"].to(device, non_blocking=True)
+        sizes = batch["sizes"].to(device, non_blocking=True)
+    return crop_normalize(frames, sizes, batch["boxes"].to(device, non_blocking=True),
+                          batch["flip"].to(device, non_blocking=True), out_size, mean, std, dtype)
 
 
 def decode_jpeg_frames(

@@ -1,13 +1,14 @@
 """Interaction-Map soft targets (SPEC section 3): a batch's kept hand/object detections -> the
 two S x S target maps per frame that the interaction head is trained against with BCE.
 
-Three implementations of one definition:
+Three implementations of one definition, and a batch helper:
 
 * `interaction_map` -- the fused C++/CUDA op `torch.ops.egoexo.interaction_map` (csrc/); what
   training uses.
 * `interaction_map_reference` -- plain Python, per box and per cell, following SPEC line by
   line; the tests' ground truth.
 * `interaction_map_vectorized` -- the same in vectorised PyTorch; the benchmark's baseline.
+* `batch_interaction_targets` -- the op on a collated batch, shaped like the head's output.
 
 All three run the box geometry as the same sequence of float32 operations, each rounded once
 (see csrc/interaction_map.h), so a coordinate exactly on a cell border lands in the same cell
@@ -23,20 +24,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-try:
-    import _egoexo_C  # noqa: F401  (importing it registers torch.ops.egoexo.*)
-except ImportError as error:  # pragma: no cover - depends on the build
-    raise ImportError(
-        "the compiled extension _egoexo_C is missing or stale: run `make setup` in the "
-        f"repository root to build it ({error})"
-    ) from error
+import extension  # noqa: F401  (registers torch.ops.egoexo.*)
+from models.resnet3d import slow_frame_index
 
 HAND, OBJECT = 0, 1
-
-
-def slow_frame_index(num_frames: int, slow_frames: int, device=None) -> torch.Tensor:
-    """Frames of a num_frames map kept for a slow pathway of slow_frames: linspace(...).long()."""
-    return torch.linspace(0, num_frames - 1, slow_frames, device=device).long()
 
 
 @torch.library.register_fake("egoexo::interaction_map")
@@ -95,6 +86,31 @@ def interaction_map(
     if slow_frames is None:
         return maps
     return maps, maps.index_select(2, slow_frame_index(num_frames, slow_frames, maps.device))
+
+
+def batch_interaction_targets(batch: dict, like: torch.Tensor, *, hard: bool = False,
+                              drop_outside: bool = False) -> torch.Tensor:
+    """The Interaction-Map targets of a collated batch (data/collate.py), shaped like the
+    interaction head's logits `like` [B, 2, T_head, S, S] and on their device.
+
+    The maps are built at the clip's T (the fast pathway's frames, where the detections were
+    sampled) and subsampled to the head's T_head (the slow pathway's res5: T/alpha for
+    SlowFast, T/2 for I3D) by the slow-pathway rule."""
+    if "detections" not in batch:
+        raise ValueError("batch_interaction_targets: the batch has no detections; build the "
+                         "dataset with detections=<folder of per-video detection files>")
+    device = like.device
+    dets = {k: v.to(device, non_blocking=True) for k, v in batch["detections"].items()}
+    num_frames = batch["frame_indices"].shape[1]
+    head_frames, map_size = like.shape[2], like.shape[3]
+    maps = interaction_map(
+        dets["batch_index"], dets["frame"], dets["boxes"], dets["scores"], dets["kinds"],
+        scale=batch["scale"].to(device), crop_offset=batch["crop_offset"].to(device),
+        crop_size=batch["crop_size"].to(device), flip=batch["flip"].to(device),
+        num_frames=num_frames, map_size=map_size, hard=hard, drop_outside=drop_outside,
+        slow_frames=head_frames,
+    )
+    return maps[1]
 
 
 def interaction_map_reference(

@@ -117,8 +117,14 @@ class InputSpec:
         t = frames.shape[-3]
         if t % self.alpha:
             raise ValueError(f"clip has {t} frames, not a multiple of alpha={self.alpha}")
-        index = torch.linspace(0, t - 1, t // self.alpha, device=frames.device).long()
-        return [frames.index_select(-3, index), frames]
+        return [frames.index_select(-3, slow_frame_index(t, t // self.alpha, frames.device)), frames]
+
+
+def slow_frame_index(num_frames: int, slow_frames: int, device=None) -> torch.Tensor:
+    """The frames of a num_frames clip that a slow pathway of slow_frames keeps:
+    linspace(0, T - 1, T_slow).long(), as PySlowFast packs pathways. The Interaction-Map
+    targets, built at the fast pathway's T, are subsampled with the same rule."""
+    return torch.linspace(0, num_frames - 1, slow_frames, device=device).long()
 
 
 def temporal_shift(x: torch.Tensor, shift_div: int = SHIFT_DIV) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """egoexo::crop_normalize (fused crop / bilinear resize / flip / normalise): the op against its
 gather-based reference, against F.interpolate ("resize the whole frame, then crop" and "crop,
-then resize"), padding never read, flip, bf16, opcheck, bad input; the SlowFast pathway
-helper; JPEG frame decoding; and the CUDA kernel against the CPU one (GPU only)."""
+then resize"), padding never read, flip, bf16, opcheck, bad input;
+the batch-to-device helper; JPEG frame decoding; and the CUDA kernel against the CPU one (GPU only)."""
 import math
 
 import pytest
@@ -13,7 +13,6 @@ from data.crop_normalize import (
     crop_normalize,
     crop_normalize_reference,
     decode_jpeg_frames,
-    slowfast_pathways,
 )
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -222,17 +221,6 @@ def test_wrapper_rejects_bad_out_size():
     with pytest.raises(ValueError, match="out_size"):
         crop_normalize(frames, sizes, torch.tensor([[0.0, 0, 5, 5]]), torch.tensor([False]),
                        (8, 8, 8))
-
-
-def test_slowfast_pathways():
-    clips = torch.arange(32.0).view(1, 1, 32, 1, 1).expand(2, 3, 32, 4, 4)
-    slow, fast = slowfast_pathways(clips, alpha=4)
-    assert fast is clips
-    # linspace(0, 31, 8) = 0, 4.43, 8.86, 13.29, 17.71, 22.14, 26.57, 31 -> .long()
-    assert slow[0, 0, :, 0, 0].tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
-    assert slowfast_pathways(clips, alpha=None)[0] is clips
-    with pytest.raises(ValueError, match="alpha"):
-        slowfast_pathways(clips, alpha=64)
 
 
 def jpeg_batch():
