@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make demo   -- set up .venv, build the extension, run the main job on generated data (CPU)
+#   make demo   -- set up .venv, build the extension, run the main job (train_pretrain.py) on
+#                  generated data (CPU)
 #   make test   -- same set-up, then the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -26,8 +27,9 @@ $(EXT_STAMP): $(VENV)/.deps-installed setup.py $(SOURCES)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 
+# The main job, Ego-Exo pre-training, on its embedded default: generated data, CPU, a fresh run.
 demo: setup
-	$(PY) demo.py
+	$(PY) train_pretrain.py --out_dir=runs/demo --resume=False
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -34,13 +34,14 @@ def _where(path: str | os.PathLike, line: int | None = None) -> str:
     return f"{os.fspath(path)}:{line}" if line is not None else os.fspath(path)
 
 
-def _unknown_classes_error(path, unknown: list[tuple[str, int]], known_hint: str) -> AnnotationError:
-    """One error listing every unknown class occurrence as `name (line N)`."""
+def _unknown_classes_error(path, unknown: list[tuple[str, int]], known_hint: str,
+                           unit: str = "line") -> AnnotationError:
+    """One error listing every unknown class once, as `name (first at line N)`."""
     first_lines: dict[str, int] = {}
     for name, line in unknown:
         first_lines.setdefault(name, line)
     names = sorted(first_lines)
-    listed = ", ".join(f"{name!r} (first at line {first_lines[name]})" for name in names)
+    listed = ", ".join(f"{name!r} (first at {unit} {first_lines[name]})" for name in names)
     return AnnotationError(f"{os.fspath(path)}: {len(names)} unknown class name(s), expected "
                            f"{known_hint}: {listed}")
 
@@ -480,11 +481,5 @@ def read_ssv2_split(path, labels: dict[str, int]) -> list[SSv2Video]:
             label = labels[template]
         videos.append(SSv2Video(video_id=str(entry["id"]), label=label))
     if unknown:
-        first_entry: dict[str, int] = {}
-        for template, i in unknown:
-            first_entry.setdefault(template, i)
-        names = sorted(first_entry)
-        listed = ", ".join(f"{t!r} (first at entry {first_entry[t]})" for t in names)
-        raise AnnotationError(f"{os.fspath(path)}: {len(names)} template(s) not in the labels "
-                              f"file: {listed}")
+        raise _unknown_classes_error(path, unknown, "a template of the labels file", unit="entry")
     return videos

@@ -12,7 +12,12 @@ All four share `ClipDataset`, which owns everything that is not about a dataset'
     the messages travel in the sample's "failed" list (the training loop counts and reports
     them); in evaluation the sample is `{"index", "video_id", "view", "error"}`, never a
     blank clip.
-Decoding and placement are `data.transforms.load_clip`'s job.
+  * `decode_on_device=True`: JPEG frame folders (Charades-Ego, EPIC-Kitchens) are not decoded
+    in the worker; samples carry the files' bytes as "jpeg" for decoding on the training device
+    (data/crop_normalize.py). Video files are decoded in the worker whatever the option.
+Decoding and placement are `data.transforms.load_clip`'s job. Besides the contract's fields a
+sample has "fps": the rate of the frames it came from (a video's own, a frame folder's
+extraction rate), None where the data set does not know it (EPIC frame folders).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from data.annotations import (CHARADES_FPS, CHARADES_NUM_CLASSES, EPIC55_NUM_NOU
 from data.teacher_targets import (TeacherTargetError, clip_detections, detections_path, load_detections,
                                   load_teacher_scores)
 from data.transforms import ClipSampling, load_clip
-from data.video import VideoError, VideoReader
+from data.video import VideoError
 
 # What counts as bad input while loading a sample: undecodable media, a segment outside its
 # video (load_clip's ValueError names the file), unreadable teacher files, I/O failures.
@@ -69,11 +74,13 @@ class ClipDataset(Dataset):
     def __init__(self, videos: list[VideoItem], training: bool, sampling: ClipSampling = ClipSampling(), *,
                  ego_scores: str | None = None, object_scores: str | None = None,
                  detections: str | None = None, detection_threshold: float = 0.5,
-                 skip_videos_without_targets: bool = False, max_retries: int = 10, threads: int = 1):
+                 skip_videos_without_targets: bool = False, max_retries: int = 10, threads: int = 1,
+                 decode_on_device: bool = False):
         self.training = training
         self.sampling = sampling
         self.max_retries = max_retries
         self.threads = threads
+        self.decode_on_device = decode_on_device
         self.detections = detections
         self.detection_threshold = detection_threshold
         self.scores = {}
@@ -159,9 +166,10 @@ class ClipDataset(Dataset):
             # Only the segment's files are listed, so load_clip sees a segment-long source;
             # its indices are then shifted back to the recording's frame numbers.
             paths = self._frame_paths(item)
-            sample = load_clip(paths, self.sampling, rng, view=view)
+            sample = load_clip(paths, self.sampling, rng, view=view, decode_on_device=self.decode_on_device)
             sample["frame_indices"] = sample["frame_indices"] + item.first_frame
-        sample["label"] = self.clip_label(item, sample["frame_indices"])
+            sample["fps"] = item.fps
+        sample["label"] = self.clip_label(item, sample["frame_indices"], sample["fps"])
         sample["video_id"] = item.video_id
         sample["view"] = 0 if view is None else view
         sample.update(item.extra)
@@ -188,20 +196,10 @@ class ClipDataset(Dataset):
                 raise VideoError(f"{item.source}: frame folder has no images after frame {item.first_frame}")
         return [os.path.join(item.source, item.frame_name.format(item.first_frame + k + 1)) for k in range(count)]
 
-    def clip_label(self, item: VideoItem, frame_indices: torch.Tensor):
-        """The sample's "label"; by default the video's own label as a tensor."""
+    def clip_label(self, item: VideoItem, frame_indices: torch.Tensor, fps: float | None):
+        """The sample's "label"; by default the video's own label as a tensor. `fps` is the
+        frame rate of the clip's frames (the sample's "fps"), for labels given in seconds."""
         return _label_tensor(item.label)
-
-    def fps_of(self, item: VideoItem) -> float:
-        """Frame rate of an item's frames: the folder's extraction rate, or the video's (read
-        once per worker process; load_clip does not report it)."""
-        if item.fps is not None:
-            return item.fps
-        cache = self.__dict__.setdefault("_fps_cache", {})
-        if item.source not in cache:
-            with VideoReader(item.source, threads=self.threads) as reader:
-                cache[item.source] = reader.fps
-        return cache[item.source]
 
 
 def _label_tensor(label):
@@ -286,10 +284,9 @@ class CharadesEgoDataset(ClipDataset):
                                     fps=CHARADES_FPS if is_folder else None))
         super().__init__(videos, training, sampling, **targets)
 
-    def clip_label(self, item: VideoItem, frame_indices: torch.Tensor):
+    def clip_label(self, item: VideoItem, frame_indices: torch.Tensor, fps: float | None):
         if self.task == "ego" or not self.training:
             return _label_tensor(item.label)
-        fps = self.fps_of(item)
         t0, t1 = float(frame_indices.min()) / fps, float(frame_indices.max()) / fps
         return charades_multi_hot(self.records[item.video_id].actions, t0, t1)
 

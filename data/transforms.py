@@ -11,7 +11,10 @@ authors' release builds on:
     training; left/centre/right (top/centre/bottom for portrait) crops in testing.
 
 `load_clip` puts both together for one video or frame folder and returns the per-sample fields
-of the data contract, so the datasets stay thin.
+of the data contract, so the datasets stay thin. A JPEG frame folder can instead be left
+encoded (`decode_on_device`): the worker then reads only the files' bytes and their header
+sizes, and the frames are decoded on the training device (data/crop_normalize.py), with the
+same frame indices and transform as if the worker had decoded them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data.video import VideoReader, read_frame_folder
+from data.video import VideoReader, read_frame_folder, read_jpeg_folder
 
 
 # -- temporal ----------------------------------------------------------------------------------
@@ -206,6 +209,7 @@ def load_clip(
     num_frames: int | None = None,
     precrop: bool = True,
     threads: int = 1,
+    decode_on_device: bool = False,
 ) -> dict:
     """Decode and place one clip; returns the contract's sample fields.
 
@@ -218,9 +222,18 @@ def load_clip(
       source's end, the source's last frame).
     precrop: slice the frames down to the region the op will sample (plus a 1-pixel margin) so
       less is copied between processes; "box" is shifted to match.
+    decode_on_device: frame folders of JPEGs only: do not decode here; return the sampled
+      files' bytes as "jpeg" (list of T 1-D uint8 tensors) instead of "frames", for
+      data/crop_normalize.py's decode_jpeg_frames to decode on the training device (batched
+      nvJPEG on a GPU). The frame size comes from the JPEG headers, so the rng draws, frame
+      indices and transform are exactly those of the decoded path; nothing is pre-cropped and
+      "box" is in full-frame pixels. Video files ignore it: they are always decoded here, on
+      the CPU, because GPU video decoding does not pay at these frame sizes (SPEC section 8).
 
-    Returns {"frames": uint8 [T, h, w, 3], "box": float32 [4] (x0, y0, w, h) within "frames",
-    "flip": bool, "transform": SpatialTransform, "frame_indices": int64 [T] absolute}.
+    Returns {"frames": uint8 [T, h, w, 3] (or "jpeg", above), "box": float32 [4] (x0, y0, w, h)
+    within "frames", "flip": bool, "transform": SpatialTransform, "frame_indices": int64 [T]
+    absolute, "fps": the video's frame rate, None for a frame folder (its data set knows the
+    extraction rate)}.
     """
     if view is not None and not 0 <= view < sampling.num_views:
         raise ValueError(f"view must be in [0, {sampling.num_views}), got {view}")
@@ -231,13 +244,15 @@ def load_clip(
     if is_video:
         with VideoReader(source, threads=threads) as reader:
             total = reader.num_frames
-            fps_scale = reader.fps / sampling.target_fps if sampling.target_fps else 1.0
+            fps = reader.fps
+            fps_scale = fps / sampling.target_fps if sampling.target_fps else 1.0
             length = _segment_length(source, total, first_frame, num_frames)
             offsets = sample_clip_indices(
                 length, sampling.clip_len, sampling.stride, clip_idx, sampling.num_clips, rng, fps_scale
             )
             indices = np.minimum(first_frame + offsets, total - 1)  # a segment may overrun the video
             frames = reader.decode(indices)
+        height, width = frames.shape[1:3]
     else:
         if sampling.target_fps:
             raise ValueError("target_fps needs a video file: a frame folder has no frame rate")
@@ -246,8 +261,14 @@ def load_clip(
         length = _segment_length(f"frame folder of {os.fspath(source[0])}", len(source), first_frame, num_frames)
         offsets = sample_clip_indices(length, sampling.clip_len, sampling.stride, clip_idx, sampling.num_clips, rng)
         indices = np.minimum(first_frame + offsets, len(source) - 1)
-        frames = read_frame_folder([source[i] for i in indices])
-    height, width = frames.shape[1:3]
+        fps = None
+        files = [source[i] for i in indices]
+        if decode_on_device:
+            jpeg, (height, width) = read_jpeg_folder(files)
+            frames = None
+        else:
+            frames = read_frame_folder(files)
+            height, width = frames.shape[1:3]
     if view is None:
         transform = train_transform(
             height, width, rng, sampling.min_size, sampling.max_size, sampling.crop_size
@@ -255,17 +276,23 @@ def load_clip(
     else:
         transform = test_transforms(height, width, sampling.test_size, sampling.num_crops)[crop_idx]
     box = transform.source_box()
-    if precrop:
-        x0, y0, x1, y1 = precrop_region(box, height, width)
-        frames = np.ascontiguousarray(frames[:, y0:y1, x0:x1])
-        box = (box[0] - x0, box[1] - y0, box[2], box[3])
-    return {
-        "frames": torch.from_numpy(frames),
-        "box": torch.tensor(box, dtype=torch.float32),
-        "flip": transform.flip,
-        "transform": transform,
-        "frame_indices": torch.from_numpy(indices.astype(np.int64)),
-    }
+    sample = {}
+    if frames is None:  # decoded whole on the device: the box stays in full-frame pixels
+        sample["jpeg"] = jpeg
+    else:
+        if precrop:
+            x0, y0, x1, y1 = precrop_region(box, height, width)
+            frames = np.ascontiguousarray(frames[:, y0:y1, x0:x1])
+            box = (box[0] - x0, box[1] - y0, box[2], box[3])
+        sample["frames"] = torch.from_numpy(frames)
+    sample.update(
+        box=torch.tensor(box, dtype=torch.float32),
+        flip=transform.flip,
+        transform=transform,
+        frame_indices=torch.from_numpy(indices.astype(np.int64)),
+        fps=fps,
+    )
+    return sample
 
 
 def _segment_length(name: str | os.PathLike, total: int, first_frame: int, num_frames: int | None) -> int:

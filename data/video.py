@@ -392,6 +392,98 @@ def read_jpeg_bytes(paths: Sequence[str | os.PathLike]) -> list[torch.Tensor]:
     return data
 
 
+# Markers that open a frame header (SOF0-3, 5-7, 9-11, 13-15), which holds the image size;
+# 0xC4 (DHT), 0xC8 (JPG) and 0xCC (DAC) sit in the same range but are tables, not frames.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers with no length field after them: TEM and the restart markers RST0-7.
+_BARE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
+
+
+def jpeg_size(data: bytes | np.ndarray | torch.Tensor, name: str = "<bytes>") -> tuple[int, int]:
+    """(height, width) of a JPEG image, read from its frame header without decoding anything.
+
+    A JPEG file is SOI (FF D8) followed by marker segments, FF <code> <2-byte big-endian length
+    counting itself> <payload>, of which APPn (EXIF, ICC...), DQT and DHT come before the frame
+    header SOFn: precision (1 byte), height (2), width (2), components. The walk skips every
+    segment by its length up to the first SOFn. This is the size torchvision's decode_jpeg
+    returns (it does not apply EXIF orientation unless asked).
+
+    `data` is the file's bytes (bytes, or a 1-D uint8 array/tensor as read_jpeg_bytes gives).
+    Raises VideoError naming `name` for a file that is not a JPEG, a header cut short, a scan
+    that starts before any frame header, or a height of 0 (size deferred to a DNL marker, which
+    libjpeg-turbo does not decode either).
+    """
+    if isinstance(data, torch.Tensor):
+        if data.dtype != torch.uint8 or data.dim() != 1:
+            raise ValueError(f"{name}: jpeg_size needs the file's bytes as a 1-D uint8 tensor, got "
+                             f"{data.dtype} {tuple(data.shape)}")
+        data = data.cpu().numpy()
+    view = memoryview(data).cast("B")
+    n = len(view)
+    if n < 2 or view[0] != 0xFF or view[1] != 0xD8:
+        raise VideoError(f"{name}: not a JPEG file (it does not start with the SOI marker FF D8)")
+    pos = 2
+    while True:
+        if pos >= n:
+            raise VideoError(f"{name}: truncated JPEG: the file ends before the frame header (SOF marker)")
+        if view[pos] != 0xFF:
+            raise VideoError(f"{name}: corrupt JPEG header: expected a marker at byte {pos}, found 0x{view[pos]:02X}")
+        while pos < n and view[pos] == 0xFF:  # any number of FF fill bytes may precede a code
+            pos += 1
+        if pos >= n:
+            raise VideoError(f"{name}: truncated JPEG: the file ends inside a marker")
+        code = view[pos]
+        pos += 1
+        if code in _BARE_MARKERS:
+            continue
+        if code in (0xDA, 0xD9):
+            what = "a scan (SOS)" if code == 0xDA else "the end of the image (EOI)"
+            raise VideoError(f"{name}: corrupt JPEG: {what} comes before any frame header (SOF marker)")
+        if code in (0x00, 0xD8):
+            raise VideoError(f"{name}: corrupt JPEG header: marker FF {code:02X} at byte {pos - 2}")
+        if pos + 2 > n:
+            raise VideoError(f"{name}: truncated JPEG: the file ends inside the header of marker FF {code:02X}")
+        length = view[pos] << 8 | view[pos + 1]
+        if length < 2:
+            raise VideoError(f"{name}: corrupt JPEG header: marker FF {code:02X} has length {length}")
+        if code in _SOF_MARKERS:
+            if length < 8 or pos + 7 > n:
+                raise VideoError(f"{name}: truncated JPEG: the frame header (SOF marker) is cut short")
+            height = view[pos + 3] << 8 | view[pos + 4]
+            width = view[pos + 5] << 8 | view[pos + 6]
+            if width == 0:
+                raise VideoError(f"{name}: corrupt JPEG: the frame header gives width 0")
+            if height == 0:
+                raise VideoError(f"{name}: JPEG with height 0 in its frame header (set later by a DNL "
+                                 "marker) is not supported")
+            return height, width
+        pos += length
+
+
+def read_jpeg_folder(paths: Sequence[str | os.PathLike]) -> tuple[list[torch.Tensor], tuple[int, int]]:
+    """The encoded bytes of each frame (for decoding on the training device) and the clip's
+    frame size (H, W) from the JPEG headers.
+
+    Paths may repeat (padding of short segments): each file is read once and its tensor repeats
+    in the list. Raises VideoError naming the file for an unreadable or non-JPEG frame, and the
+    folder when its frames differ in size (one clip is one array on the device).
+    """
+    if len(paths) == 0:
+        raise ValueError("read_jpeg_folder needs at least one path")
+    names = [os.fspath(p) for p in paths]
+    unique = list(dict.fromkeys(names))
+    data = dict(zip(unique, read_jpeg_bytes(unique)))
+    sizes = {name: jpeg_size(data[name], name) for name in unique}
+    size = sizes[unique[0]]
+    for name, other in sizes.items():
+        if other != size:
+            raise VideoError(
+                f"frame folder {os.path.dirname(unique[0]) or '.'}: {name} is {other[0]}x{other[1]} but "
+                f"{unique[0]} is {size[0]}x{size[1]}; the frames of one clip must share one size"
+            )
+    return [data[name] for name in names], size
+
+
 def read_frame_folder(paths: Sequence[str | os.PathLike]) -> np.ndarray:
     """uint8 [len(paths), H, W, 3] RGB frames from image files (JPEG or PNG).
 

@@ -259,7 +259,7 @@ def test_ssv2_errors(tmp_path):
         {"id": "3", "template": "Tearing [something]"}]))
     with pytest.raises(AnnotationError) as e:
         read_ssv2_split(split, labels)
-    assert "2 template(s)" in str(e.value) and "'Folding something' (first at entry 1)" in str(e.value)
+    assert "2 unknown class name(s)" in str(e.value) and "'Folding something' (first at entry 1)" in str(e.value)
     assert "'Tearing something' (first at entry 0)" in str(e.value)
     bad = write(tmp_path / "b.json", '[\n  {"id": "1"},\n  {"id": 2,}\n]')
     with pytest.raises(AnnotationError, match=r"b\.json:3: invalid JSON"):

@@ -1,4 +1,5 @@
-"""data/collate.py: padding, stacking and bookkeeping of a batch, and its fit with the op."""
+"""data/collate.py: padding, stacking and bookkeeping of a batch, and its fit with the op; batches
+of JPEG bytes (decode_on_device) and their decoding into the same normalised clips."""
 
 import numpy as np
 import pytest
@@ -162,7 +163,112 @@ def test_batch_feeds_the_crop_normalize_op(tmp_path):
 def test_padding_is_zeroed_whatever_the_buffer_held(monkeypatch):
     import data.collate
 
-    monkeypatch.setattr(data.collate, "_frames_buffer", lambda shape: torch.full(shape, 255, dtype=torch.uint8))
+    monkeypatch.setattr(data.collate, "_shared_buffer", lambda shape: torch.full(shape, 255, dtype=torch.uint8))
     batch = collate_clips([make_sample(0, h=6, w=5), make_sample(1, h=3, w=8)])
     assert (batch["frames"][0, :, :, 5:] == 0).all() and (batch["frames"][1, :, 3:] == 0).all()
     assert (batch["frames"][0, :, :6, :5] == 1).all() and (batch["frames"][1, :, :3, :8] == 2).all()
+
+
+# -- JPEG bytes, decoded on the training device ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jpeg_folders(tmp_path_factory):
+    """Two JPEG frame folders, landscape 60x80 and portrait 80x60, of 20 frames."""
+    import torchvision.io
+
+    root = tmp_path_factory.mktemp("jpeg_folders")
+    rng = np.random.default_rng(1)
+    folders = []
+    for i, (h, w) in enumerate([(60, 80), (80, 60)]):
+        folders.append([])
+        for t in range(20):
+            folders[-1].append(str(root / f"{i}_{t:03d}.jpg"))
+            frame = torch.from_numpy(rng.integers(0, 256, (3, h, w), dtype=np.uint8))
+            torchvision.io.write_jpeg(frame, folders[-1][-1], quality=90)
+    return folders
+
+
+def _folder_samples(folders, view, decode_on_device, first_frame=0):
+    from data.transforms import ClipSampling, load_clip
+
+    sampling = ClipSampling(clip_len=4, stride=2, min_size=64, max_size=72, crop_size=56, test_size=64,
+                            num_clips=2, num_crops=3)
+    return [dict(load_clip(paths, sampling, np.random.default_rng(i), view=view, first_frame=first_frame,
+                           decode_on_device=decode_on_device), label=i, video_id=str(i), index=i, view=view or 0)
+            for i, paths in enumerate(folders)]
+
+
+@pytest.mark.parametrize("view", [None, 4])
+def test_jpeg_batch_gives_the_clips_of_the_decoded_path(jpeg_folders, view):
+    # Decoding in the worker (pre-cropped frames) vs on the device (whole frames from the bytes):
+    # the same rng gives the same clip, and the op gives the same normalised input.
+    from data.crop_normalize import crop_normalize, decode_jpeg_frames
+
+    decoded = collate_clips(_folder_samples(jpeg_folders, view, False))
+    encoded = collate_clips(_folder_samples(jpeg_folders, view, True))
+    assert "frames" not in encoded and len(encoded["jpeg"]) == 2 and [len(c) for c in encoded["jpeg"]] == [4, 4]
+    assert encoded["sizes"].tolist() == [[60, 80], [80, 60]]  # the JPEG headers' sizes
+    frames, sizes = decode_jpeg_frames(encoded["jpeg"], "cpu")
+    assert torch.equal(sizes, encoded["sizes"]) and frames.shape == (2, 4, 80, 80, 3)
+    for key in ("frame_indices", "flip", "scale", "crop_offset", "crop_size", "label"):
+        assert torch.equal(encoded[key], decoded[key]), key
+    assert encoded["transform"] == decoded["transform"]
+    assert decoded["frames"].shape[2:4] != frames.shape[2:4]  # the worker's frames were pre-cropped
+    want = crop_normalize(decoded["frames"], decoded["sizes"], decoded["boxes"], decoded["flip"], 56)
+    got = crop_normalize(frames, sizes, encoded["boxes"], encoded["flip"], 56)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-3)  # box offsets: float32 rounding only
+
+
+def test_jpeg_bytes_share_one_buffer(jpeg_folders):
+    # A segment starting near the end pads with its last frame: that file is stored once.
+    samples = _folder_samples(jpeg_folders, 0, True, first_frame=17)
+    # 3 frames left, window 8: linspace(0, 7, 4) = 0, 2.3, 4.7, 7 clamped to 2
+    assert samples[0]["frame_indices"].tolist() == [17, 19, 19, 19]
+    batch = collate_clips(samples)
+    views = [data for clip in batch["jpeg"] for data in clip]
+    assert len({data.untyped_storage().data_ptr() for data in views}) == 1
+    assert views[1].data_ptr() == views[2].data_ptr() == views[3].data_ptr()
+    stored = sum(v.numel() for v in views) - 2 * views[1].numel() - 2 * views[5].numel()
+    assert views[0].untyped_storage().nbytes() == stored
+    for clip, sample in zip(batch["jpeg"], samples):
+        assert all(torch.equal(a, b) for a, b in zip(clip, sample["jpeg"]))
+
+
+def test_jpeg_and_decoded_samples_do_not_mix(jpeg_folders):
+    encoded = _folder_samples(jpeg_folders, 0, True)
+    decoded = _folder_samples(jpeg_folders, 0, False)
+    with pytest.raises(ValueError, match="sample '1' .* holds JPEG bytes .* sample '0' .* holds decoded frames"):
+        collate_clips([decoded[0], encoded[1]])
+    short = dict(encoded[1], jpeg=encoded[1]["jpeg"][:3])
+    with pytest.raises(ValueError, match="sample '1'.*jpeg must be a non-empty list .* \\(4\\), got list of length 3"):
+        collate_clips([encoded[0], short])
+    wrong = dict(encoded[1], jpeg=[data.long() for data in encoded[1]["jpeg"]])
+    with pytest.raises(ValueError, match="sample '1'.*jpeg frame 0 must be the file's bytes"):
+        collate_clips([encoded[0], wrong])
+    error = {"index": 5, "video_id": "broken", "view": 0, "error": "broken: cannot read"}
+    assert collate_clips([error, encoded[0]])["errors"] == [("broken", 0, "broken: cannot read")]
+
+
+class _JpegSamples(torch.utils.data.Dataset):
+    def __init__(self, folders):
+        self.folders = folders
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return _folder_samples(self.folders, 3, True)[i]
+
+
+def test_jpeg_batch_crosses_from_a_worker(jpeg_folders):
+    from data.crop_normalize import decode_jpeg_frames
+
+    loader = torch.utils.data.DataLoader(_JpegSamples(jpeg_folders), batch_size=2, collate_fn=collate_clips,
+                                         num_workers=1)
+    (batch,) = list(loader)
+    local = collate_clips([_JpegSamples(jpeg_folders)[i] for i in range(2)])
+    assert [[bytes(d.numpy()) for d in clip] for clip in batch["jpeg"]] == [
+        [bytes(d.numpy()) for d in clip] for clip in local["jpeg"]]
+    frames, sizes = decode_jpeg_frames(batch["jpeg"], "cpu")
+    assert torch.equal(sizes, batch["sizes"]) and torch.equal(frames, decode_jpeg_frames(local["jpeg"], "cpu")[0])

@@ -1,6 +1,7 @@
 """Datasets on generated data in each official format: labels against the generator's ground
 truth, hand-worked frame indices, Charades clip targets and no-pair selection, EPIC fractions,
-detections on clip frames, teacher-score joins, and bad-input handling."""
+detections on clip frames, teacher-score joins, bad-input handling, and frame folders left as
+JPEG bytes for decoding on the training device."""
 
 import shutil
 
@@ -14,7 +15,8 @@ from data.datasets import (CharadesEgoDataset, EpicKitchensDataset, KineticsData
                            charades_multi_hot, fraction_of_videos, select_one_view_per_pair)
 from data.synthetic import (corrupt_video, make_charades_ego, make_epic55, make_epic100, make_kinetics,
                             make_ssv2)
-from data.teacher_targets import TeacherTargetError, average_clip_log_probs, save_teacher_scores
+from data.teacher_targets import (TeacherTargetError, average_clip_log_probs, detections_path, save_detections,
+                                  save_teacher_scores)
 from data.transforms import ClipSampling
 
 # small clips: 8 frames at stride 2 (a 16-frame window), 2 test windows x 3 crops
@@ -347,3 +349,90 @@ def test_ssv2_webm_labels(data):
     test = SSv2Dataset(False, labels=s["json"]["labels"], split=s["json"]["test"], video_root=s["video_root"],
                        sampling=SAMPLING)
     assert test[0]["label"].item() == -1
+
+
+# ----------------------------------------------------------------------------- JPEG bytes for the device
+
+
+def _frame_folder_dataset(data, name, training, **kw):
+    if name == "charades_frames":
+        c = data[name]
+        return CharadesEgoDataset(training, csv_path=c["csv"]["train" if training else "test"],
+                                  data_root=c["data_root"], views="both", sampling=SAMPLING, **kw)
+    e = data[name]
+    return EpicKitchensDataset(training, annotations=e["csv"]["train" if training else "validation"],
+                               data_root=e["root"], sampling=SAMPLING, **kw)
+
+
+def _write_line_detections(folder, recordings, num_frames):
+    """Per frame f one hand box (2f, 4, 2f + 20, 40), score 0.9, given at twice the decoded
+    size (192x256): in decoded pixels (f, 2, f + 10, 20)."""
+    for recording in recordings:
+        frames = {f: {"hand_dets": np.array([[2 * f, 4, 2 * f + 20, 40, 0.9, 3, 0, 0, 0, 1]], np.float32),
+                      "obj_dets": None} for f in range(num_frames)}
+        save_detections(detections_path(folder, recording), (192, 256), frames)
+
+
+@pytest.mark.parametrize("name", ["charades_frames", "epic100"])
+@pytest.mark.parametrize("training", [True, False])
+def test_frame_folders_can_stay_encoded_for_the_device(data, tmp_path, name, training):
+    recordings = {v.recording for v in _frame_folder_dataset(data, name, training).videos}
+    _write_line_detections(str(tmp_path), recordings, 400)
+    decoded = _frame_folder_dataset(data, name, training, detections=str(tmp_path))
+    encoded = _frame_folder_dataset(data, name, training, detections=str(tmp_path), decode_on_device=True)
+    samples = []
+    for index in range(0, len(decoded), max(1, len(decoded) // 5)):
+        torch.manual_seed(index)
+        want = decoded[index]
+        torch.manual_seed(index)
+        got = encoded[index]
+        assert "frames" not in got and len(got["jpeg"]) == 8 and "jpeg" not in want
+        assert got["transform"] == want["transform"] and got["transform"].frame_size == (96, 128)
+        assert torch.equal(got["frame_indices"], want["frame_indices"]) and got["flip"] == want["flip"]
+        assert got["video_id"] == want["video_id"] and got["index"] == want["index"]
+        if isinstance(want["label"], dict):  # EPIC verb/noun
+            assert {k: v.item() for k, v in got["label"].items()} == {k: v.item() for k, v in want["label"].items()}
+        else:  # Charades: in training, the classes active in the clip's time span
+            assert torch.equal(got["label"], want["label"])
+        assert got["fps"] == want["fps"] == (24.0 if name == "charades_frames" else None)
+        det = got["detections"]  # the header size maps the detector's boxes like the decoded size
+        frames = got["frame_indices"][det["frame"]].float()
+        expected = torch.stack([frames, torch.full_like(frames, 2), frames + 10, torch.full_like(frames, 20)], 1)
+        assert det["frame"].tolist() == list(range(8))
+        torch.testing.assert_close(det["boxes"], expected)
+        for key in det:
+            assert torch.equal(det[key], want["detections"][key])
+        samples.append(got)
+    batch = collate_clips(samples)
+    assert "frames" not in batch and batch["sizes"].tolist() == [[96, 128]] * len(samples)
+    assert batch["detections"]["batch_index"].tolist() == [b for b in range(len(samples)) for _ in range(8)]
+
+
+def test_videos_ignore_decode_on_device(data):
+    c = data["charades"]
+    ds = CharadesEgoDataset(False, csv_path=c["csv"]["test"], data_root=c["data_root"], sampling=SAMPLING,
+                            decode_on_device=True)
+    sample = ds[0]
+    assert "jpeg" not in sample and sample["frames"].dtype == torch.uint8 and sample["fps"] == pytest.approx(24.0)
+
+
+def test_charades_video_targets_open_the_video_once(data, monkeypatch):
+    # The clip's time span needs the frame rate, which load_clip reports from the one open.
+    import data.transforms as transforms  # (`data` is the fixture here)
+
+    opened = []
+
+    class CountingReader(transforms.VideoReader):
+        def __init__(self, path, *args, **kw):
+            opened.append(path)
+            super().__init__(path, *args, **kw)
+
+    monkeypatch.setattr(transforms, "VideoReader", CountingReader)
+    c = data["charades"]
+    train = CharadesEgoDataset(True, csv_path=c["csv"]["train"], data_root=c["data_root"], sampling=SAMPLING)
+    torch.manual_seed(0)
+    sample = train[1]
+    assert opened == [train.videos[sample["index"]].source]
+    idx = sample["frame_indices"].float()
+    expected = charades_multi_hot(c["actions"][sample["video_id"]], idx.min() / 24, idx.max() / 24)
+    assert torch.equal(sample["label"], expected) and sample["fps"] == pytest.approx(24.0)

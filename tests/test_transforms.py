@@ -1,5 +1,6 @@
 """data/transforms.py: hand-worked temporal indices and crop geometry, equivalence of box
-sampling with resize-then-crop, pre-crop invariance, and load_clip end to end."""
+sampling with resize-then-crop, pre-crop invariance, and load_clip end to end (decoded in the
+worker or left as JPEG bytes for the training device)."""
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from data.transforms import (
     test_transforms as make_test_transforms,  # not a test: keep pytest from collecting it
     train_transform,
 )
-from data.video import decode_frames, write_video
+from data.video import VideoError, decode_frames, write_video
 
 
 def sample_box(frames: torch.Tensor, box, out: int, flip: bool = False) -> torch.Tensor:
@@ -240,6 +241,8 @@ def test_load_clip_test_views_and_segments(clip_video):
 def test_load_clip_argument_errors(clip_video):
     path, folder, _ = clip_video
     rng = np.random.default_rng(0)
+    with pytest.raises(VideoError, match="frame_0000000001.png: not a JPEG"):
+        load_clip(folder, SMALL, rng, view=0, decode_on_device=True)  # PNG frames cannot stay encoded
     with pytest.raises(ValueError, match="view"):
         load_clip(path, SMALL, rng, view=12)
     with pytest.raises(ValueError, match="starts at frame 40"):
@@ -253,3 +256,39 @@ def test_target_fps_widens_the_window(clip_video):
     sampling = ClipSampling(clip_len=8, stride=2, test_size=64, num_clips=1, num_crops=1, target_fps=15)
     sample = load_clip(path, sampling, np.random.default_rng(0), view=0)  # the one test window starts at 0
     assert sample["frame_indices"].tolist() == torch.linspace(0, 31, 8).long().tolist()  # 0, 4, 8, 13, ...
+
+
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory, clip_video):
+    root = tmp_path_factory.mktemp("jpeg")
+    paths = []
+    for i, frame in enumerate(clip_video[2]):
+        paths.append(str(root / f"frame_{i + 1:010d}.jpg"))
+        torchvision.io.write_jpeg(torch.from_numpy(frame).permute(2, 0, 1), paths[-1], quality=90)
+    return paths
+
+
+@pytest.mark.parametrize("view", [None, 0, 5, 10])
+def test_decode_on_device_leaves_the_same_clip_encoded(jpeg_folder, view):
+    # Same rng draws, so the same window, transform and flip as decoding here; the bytes are the
+    # sampled files' own, and the box is the transform's box in full-frame pixels (no pre-crop).
+    decoded = load_clip(jpeg_folder, SMALL, np.random.default_rng(4), view=view, first_frame=2, num_frames=30)
+    encoded = load_clip(jpeg_folder, SMALL, np.random.default_rng(4), view=view, first_frame=2, num_frames=30,
+                        decode_on_device=True)
+    assert "frames" not in encoded and "jpeg" not in decoded
+    assert encoded["frame_indices"].tolist() == decoded["frame_indices"].tolist()
+    assert encoded["transform"] == decoded["transform"] and encoded["flip"] == decoded["flip"]
+    assert encoded["transform"].frame_size == (60, 80)  # from the JPEG headers
+    assert encoded["box"].tolist() == pytest.approx(encoded["transform"].source_box())
+    assert encoded["box"].dtype == torch.float32
+    files = [open(jpeg_folder[i], "rb").read() for i in encoded["frame_indices"].tolist()]
+    assert [bytes(data.numpy()) for data in encoded["jpeg"]] == files
+    assert encoded["fps"] is None and decoded["fps"] is None
+
+
+def test_load_clip_reports_the_video_frame_rate(clip_video):
+    path, _, _ = clip_video
+    assert load_clip(path, SMALL, np.random.default_rng(0), view=0)["fps"] == pytest.approx(30.0)
+    # a video file is decoded here whatever decode_on_device says
+    sample = load_clip(path, SMALL, np.random.default_rng(0), view=0, decode_on_device=True)
+    assert "jpeg" not in sample and sample["frames"].dtype == torch.uint8 and sample["fps"] == pytest.approx(30.0)

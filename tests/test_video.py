@@ -1,5 +1,7 @@
 """data/video.py: exact frame-index decoding against a plain sequential decode, error handling,
-rotation, frame folders, writing."""
+rotation, frame folders, JPEG header sizes, writing."""
+
+import re
 
 import av
 import numpy as np
@@ -12,9 +14,11 @@ from data.video import (
     VideoError,
     VideoReader,
     decode_frames,
+    jpeg_size,
     probe_video,
     read_frame_folder,
     read_jpeg_bytes,
+    read_jpeg_folder,
     rotate_frame,
     write_video,
 )
@@ -304,3 +308,83 @@ def test_frame_folder_errors(tmp_path):
         assert culprit in str(error.value)
     with pytest.raises(VideoError, match="missing.jpg"):
         read_jpeg_bytes([missing])
+
+
+# -- JPEG headers (frame folders decoded on the training device) -------------------------------
+
+
+def _segment(code: int, payload: bytes) -> bytes:
+    """A JPEG marker segment: FF <code>, 2-byte big-endian length counting itself, payload."""
+    return bytes([0xFF, code]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def test_jpeg_size_hand_worked_header():
+    # SOI; APP0 "JFIF"; a 300-byte APP1 (length 0x012E: a 2-byte length over 255); DQT; a
+    # restart marker (no length); two FF fill bytes; then SOF2 (progressive):
+    # precision 8, height 0x0102 = 258, width 0x0304 = 772, 3 components.
+    header = (b"\xff\xd8" + _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+              + _segment(0xE1, b"Exif" + bytes(296)) + _segment(0xDB, bytes(65)) + b"\xff\xd3"
+              + b"\xff\xff" + _segment(0xC2, bytes([8, 0x01, 0x02, 0x03, 0x04, 3]) + bytes(9)))
+    assert jpeg_size(header) == (258, 772)
+    assert jpeg_size(torch.frombuffer(bytearray(header), dtype=torch.uint8)) == (258, 772)
+    # DHT (C4), JPG (C8) and DAC (CC) sit among the SOF codes but carry no size: skipped
+    tables = b"\xff\xd8" + b"".join(_segment(c, bytes([8, 0, 9, 0, 9, 1])) for c in (0xC4, 0xC8, 0xCC))
+    assert jpeg_size(tables + _segment(0xC0, bytes([8, 0, 17, 0, 23, 1, 1, 0x11, 0]))) == (17, 23)
+
+
+def _splice_app1(data: bytes, size: int) -> bytes:
+    """The JPEG `data` with a `size`-byte APP1 segment and fill bytes inserted after SOI."""
+    return data[:2] + _segment(0xE1, b"Exif\x00\x00" + bytes(size - 6)) + b"\xff\xff" + data[2:]
+
+
+@pytest.mark.parametrize("height, width, channels", [(48, 64, 3), (17, 23, 3), (31, 8, 1), (1, 300, 3)])
+def test_jpeg_size_agrees_with_the_decoder(height, width, channels):
+    image = torch.randint(0, 256, (channels, height, width), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    encoded = torchvision.io.encode_jpeg(image, quality=90)
+    spliced = torch.frombuffer(bytearray(_splice_app1(bytes(encoded.numpy()), 1000)), dtype=torch.uint8)
+    for data in (encoded, spliced):
+        decoded = torchvision.io.decode_jpeg(data, mode=torchvision.io.ImageReadMode.RGB)
+        assert jpeg_size(data) == tuple(decoded.shape[1:]) == (height, width)
+
+
+def test_jpeg_size_errors_name_the_file(tmp_path):
+    encoded = bytes(torchvision.io.encode_jpeg(torch.zeros(3, 8, 8, dtype=torch.uint8)).numpy())
+    sof = encoded.index(b"\xff\xc0")
+    for cut in range(sof + 9):  # every header cut short of the frame size
+        with pytest.raises(VideoError, match=r"^f\.jpg: (not a JPEG|truncated)"):
+            jpeg_size(encoded[:cut], "f.jpg")
+    png = tmp_path / "frame.png"
+    torchvision.io.write_png(torch.zeros(3, 4, 4, dtype=torch.uint8), str(png))
+    with pytest.raises(VideoError, match="frame.png: not a JPEG"):
+        jpeg_size(png.read_bytes(), str(png))
+    scan_first = b"\xff\xd8" + _segment(0xDA, bytes(10))
+    with pytest.raises(VideoError, match=r"x\.jpg: corrupt JPEG: a scan \(SOS\) comes before any frame header"):
+        jpeg_size(scan_first, "x.jpg")
+    with pytest.raises(VideoError, match="expected a marker at byte 2"):
+        jpeg_size(b"\xff\xd8\x00\x00")
+    with pytest.raises(VideoError, match="DNL"):
+        jpeg_size(b"\xff\xd8" + _segment(0xC0, bytes([8, 0, 0, 0, 5, 1, 1, 0x11, 0])))
+    with pytest.raises(ValueError, match="1-D uint8"):
+        jpeg_size(torch.zeros(4, dtype=torch.int64), "f.jpg")
+
+
+def test_read_jpeg_folder(tmp_path):
+    frames = indexed_frames(3)
+    paths = [str(tmp_path / f"{i}.jpg") for i in range(3)]
+    for frame, path in zip(frames, paths):
+        torchvision.io.write_jpeg(torch.from_numpy(frame).permute(2, 0, 1), path, quality=95)
+    data, size = read_jpeg_folder([paths[2], paths[0], paths[2]])
+    assert size == (H, W)
+    assert [bytes(d.numpy()) for d in data] == [open(paths[i], "rb").read() for i in (2, 0, 2)]
+    assert data[0] is data[2]  # a repeated file is read once
+    other = tmp_path / "other" / "9.jpg"
+    other.parent.mkdir()
+    torchvision.io.write_jpeg(torch.zeros(3, H, W + 2, dtype=torch.uint8), str(other))
+    with pytest.raises(VideoError, match=rf"frame folder {re.escape(str(tmp_path))}: .*9\.jpg is 48x66 but .*0\.jpg is 48x64"):
+        read_jpeg_folder([paths[0], str(other)])
+    png = str(tmp_path / "frame.png")
+    torchvision.io.write_png(torch.zeros(3, H, W, dtype=torch.uint8), png)
+    with pytest.raises(VideoError, match="frame.png: not a JPEG"):
+        read_jpeg_folder([paths[0], png])
+    with pytest.raises(VideoError, match="missing.jpg"):
+        read_jpeg_folder([paths[0], str(tmp_path / "missing.jpg")])

@@ -1,0 +1,170 @@
+"""The loops: one training epoch and one evaluation pass, shared by the training scripts.
+
+A batch leaves the DataLoader as uint8 frames (data/collate.py); `model_inputs` moves it to the
+device and runs the fused crop/normalise op there, so the per-step path is: copy uint8 ->
+one kernel -> forward -> loss -> backward. Nothing in the step synchronises with the device
+except on logging steps.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+
+from data.crop_normalize import clips_to_device
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The VideoNet inside a DistributedDataParallel wrapper."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def model_inputs(batch: dict, model: torch.nn.Module, device: torch.device) -> list[torch.Tensor]:
+    """A collated batch -> the network's list of pathway inputs on `device`."""
+    return unwrap(model).input_spec.pack(clips_to_device(batch, device))
+
+
+def cosine_lr(epoch: float, *, base_lr: float, epochs: int, warmup_epochs: float,
+              warmup_start_lr: float) -> float:
+    """PySlowFast's schedule: half a cosine from base_lr to 0 over `epochs`, with a linear
+    warm-up from warmup_start_lr to the cosine's value at warmup_epochs. `epoch` is fractional
+    (epoch + step / steps_per_epoch), so the rate changes every step."""
+    cosine = lambda e: base_lr * (math.cos(math.pi * e / epochs) + 1.0) / 2.0  # noqa: E731
+    if epoch < warmup_epochs:
+        end = cosine(warmup_epochs)
+        return warmup_start_lr + (end - warmup_start_lr) * epoch / warmup_epochs
+    return cosine(epoch)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on every parameter but BatchNorm's (PySlowFast's BN.WEIGHT_DECAY = 0)."""
+    bn, rest = [], []
+    for module in model.modules():
+        params = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        (bn if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) else rest).extend(params)
+    return [{"params": rest, "weight_decay": weight_decay}, {"params": bn, "weight_decay": 0.0}]
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[dict, dict], dict[str, torch.Tensor]],
+    *,
+    epoch: int,
+    start_step: int,
+    steps_per_epoch: int,
+    lr_at: Callable[[float], float],
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    log: Callable[[str], None],
+    log_every: int,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
+    """Trains over `loader` (which already skips the first `start_step` batches of the epoch).
+
+    loss_fn(outputs, batch) returns the loss terms with their sum under "loss". After each
+    step `on_step(step_done)` runs (checkpointing). Returns the epoch's mean loss terms and the
+    samples that failed to load and were replaced (SPEC: counted, never silent)."""
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    logged_steps, failed, clips = 0, [], 0
+    tick = time.perf_counter()
+    for step, batch in enumerate(loader, start=start_step):
+        lr = lr_at(epoch + step / steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs = model_inputs(batch, model, device)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            outputs = model(inputs)
+        terms = loss_fn(outputs, batch)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        failed.extend(batch["failed"])
+        clips += len(batch["video_id"])
+        if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
+            values = {k: v.item() for k, v in terms.items()}  # the only device sync of a step
+            if not math.isfinite(values["loss"]):
+                raise FloatingPointError(f"epoch {epoch} step {step}: loss is {values['loss']} ({values})")
+            for k, v in values.items():
+                sums[k] += v
+            logged_steps += 1
+            rate = clips / (time.perf_counter() - tick)
+            log(f"epoch {epoch} step {step + 1}/{steps_per_epoch} lr {lr:.4g} "
+                + " ".join(f"{k} {v:.4f}" for k, v in values.items()) + f" | {rate:.1f} clips/s")
+            clips, tick = 0, time.perf_counter()
+        if on_step is not None:
+            on_step(step + 1)
+    return {"loss": {k: v / max(logged_steps, 1) for k, v in sums.items()}, "failed": failed}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, *, device: torch.device, autocast_dtype: torch.dtype | None,
+             tasks: list[str], aggregate: str = "mean", activation: str = "softmax") -> dict:
+    """Scores every view, then combines each video's views: the mean (Kinetics, EPIC, SSv2) or
+    the max (Charades-Ego) of softmax/sigmoid scores, SPEC section 4.
+
+    Returns {"video_ids": [...], "scores": {task: float [N, K]}, "labels": [...] (per video, as
+    the dataset gives them), "errors": [(video_id, view, message)]}. Under torch.distributed the
+    ranks' shares are gathered, so every rank returns the whole set."""
+    if aggregate not in ("mean", "max") or activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"evaluate: aggregate must be mean|max and activation softmax|sigmoid, got "
+                         f"{aggregate!r}, {activation!r}")
+    model.eval()
+    per_video: dict[str, dict] = {}
+    errors = []
+    for batch in loader:
+        errors.extend(batch["errors"])
+        if not batch["video_id"]:
+            continue
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            outputs = model(model_inputs(batch, model, device))
+        scores = {t: (outputs[t].float().softmax(-1) if activation == "softmax" else outputs[t].float().sigmoid()).cpu()
+                  for t in tasks}
+        labels = batch["label"]
+        for row, video_id in enumerate(batch["video_id"]):
+            entry = per_video.setdefault(video_id, {"views": 0, "scores": {}, "label": None})
+            entry["label"] = {k: v[row] for k, v in labels.items()} if isinstance(labels, dict) else labels[row]
+            for t in tasks:
+                s = scores[t][row]
+                old = entry["scores"].get(t)
+                entry["scores"][t] = s if old is None else (old + s if aggregate == "mean" else torch.maximum(old, s))
+            entry["views"] += 1
+    if dist.is_available() and dist.is_initialized():
+        shards = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, (per_video, errors))
+        per_video, errors = {}, []
+        for videos, errs in shards:
+            for video_id, entry in videos.items():  # a video's views may sit on several ranks
+                if video_id not in per_video:
+                    per_video[video_id] = entry
+                    continue
+                mine = per_video[video_id]
+                for t in tasks:
+                    a, b = mine["scores"][t], entry["scores"][t]
+                    mine["scores"][t] = a + b if aggregate == "mean" else torch.maximum(a, b)
+                mine["views"] += entry["views"]
+            errors.extend(errs)
+    video_ids = sorted(per_video)
+    out_scores = {}
+    for t in tasks:
+        stacked = torch.stack([per_video[v]["scores"][t] for v in video_ids]) if video_ids else torch.zeros(0, 0)
+        if aggregate == "mean" and video_ids:
+            stacked = stacked / torch.tensor([per_video[v]["views"] for v in video_ids], dtype=torch.float32)[:, None]
+        out_scores[t] = stacked
+    return {"video_ids": video_ids, "scores": out_scores, "labels": [per_video[v]["label"] for v in video_ids],
+            "errors": errors}
+
+
+def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[int, float]:
+    """Percentage of rows whose label is among the k highest scores."""
+    if scores.shape[0] == 0:
+        return {k: float("nan") for k in ks}
+    top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
+    hit = top == labels[:, None]
+    return {k: 100.0 * hit[:, :k].any(dim=1).float().mean().item() for k in ks}

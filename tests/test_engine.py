@@ -1,0 +1,86 @@
+"""The pieces of the training loop that have a formula: the LR schedule, weight-decay groups,
+top-k accuracy, the resumable sampler, and view aggregation in evaluate()."""
+import math
+
+import pytest
+import torch
+
+from data.sampler import ResumableSampler
+from engine import cosine_lr, evaluate, param_groups, topk_accuracy
+
+
+def test_cosine_lr_hand_worked():
+    kw = dict(base_lr=0.8, epochs=200, warmup_epochs=34, warmup_start_lr=0.08)
+    end_of_warmup = 0.8 * (math.cos(math.pi * 34 / 200) + 1) / 2
+    assert cosine_lr(0, **kw) == pytest.approx(0.08)
+    assert cosine_lr(17, **kw) == pytest.approx(0.08 + (end_of_warmup - 0.08) / 2)
+    assert cosine_lr(34, **kw) == pytest.approx(end_of_warmup)
+    assert cosine_lr(100, **kw) == pytest.approx(0.4)
+    assert cosine_lr(200, **kw) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_param_groups_exempt_batchnorm_only():
+    model = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4), torch.nn.Linear(4, 2))
+    decay, no_decay = param_groups(model, 1e-4)
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in no_decay["params"]} == {id(model[1].weight), id(model[1].bias)}
+    assert len(decay["params"]) == 4  # conv weight/bias, linear weight/bias
+
+
+def test_topk_accuracy():
+    scores = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]])
+    labels = torch.tensor([1, 1, 0])
+    acc = topk_accuracy(scores, labels, ks=(1, 2))
+    assert acc[1] == pytest.approx(100 / 3) and acc[2] == pytest.approx(200 / 3)
+
+
+def test_resumable_sampler_shards_and_resumes():
+    full = [ResumableSampler(10, seed=3, rank=r, world_size=4) for r in range(4)]
+    for s in full:
+        s.set_epoch(2)
+    shards = [list(s) for s in full]
+    assert all(len(x) == 3 for x in shards)  # ceil(10 / 4), padded by wrapping around
+    assert set().union(*map(set, shards)) == set(range(10))
+    again = ResumableSampler(10, seed=3, rank=1, world_size=4)
+    again.set_epoch(2, start=2)
+    assert list(again) == shards[1][2:] and len(again) == 1
+    other_epoch = ResumableSampler(10, seed=3)
+    other_epoch.set_epoch(3)
+    assert list(other_epoch) != ResumableSampler(10, seed=3).indices()
+    with pytest.raises(ValueError, match="start"):
+        again.set_epoch(0, start=4)
+
+
+class _FixedModel(torch.nn.Module):
+    """Returns per-sample logits chosen by the test (the batch's 'index')."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, xs):
+        return {"action": self.logits[self.current]}
+
+
+def test_evaluate_averages_or_maxes_views(monkeypatch):
+    import engine
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    model = _FixedModel(logits)
+
+    def fake_inputs(batch, model_, device):
+        model.current = batch["index"]
+        return [torch.zeros(1)]
+
+    monkeypatch.setattr(engine, "model_inputs", fake_inputs)
+    batches = [{"video_id": ["a", "a"], "index": torch.tensor([0, 1]), "label": torch.tensor([0, 0]),
+                "errors": []},
+               {"video_id": ["b"], "index": torch.tensor([2]), "label": torch.tensor([1]),
+                "errors": [("c", 0, "broken")]}]
+    mean = evaluate(model, batches, device=torch.device("cpu"), autocast_dtype=None, tasks=["action"])
+    assert mean["video_ids"] == ["a", "b"] and mean["errors"] == [("c", 0, "broken")]
+    torch.testing.assert_close(mean["scores"]["action"][0], logits[:2].softmax(-1).mean(0))
+    torch.testing.assert_close(mean["scores"]["action"][1], torch.tensor([0.5, 0.5]))
+    peak = evaluate(model, batches, device=torch.device("cpu"), autocast_dtype=None, tasks=["action"],
+                    aggregate="max", activation="sigmoid")
+    torch.testing.assert_close(peak["scores"]["action"][0], torch.sigmoid(torch.tensor([2.0, 2.0])))

@@ -1,0 +1,271 @@
+"""Ego-Exo pre-training on Kinetics (SPEC sections 3 and 4).
+
+    L = 0.5·CE(action) + 0.1·KD(ego) + 0.5·KD(object) + 1.0·BCE(hand map) + 1.0·BCE(object map)
+
+One process (CPU or one GPU):
+    python train_pretrain.py --arch=slowfast_8x8_r50 --train_list=k400/train.csv ...
+The paper's 64 GPUs:
+    torchrun --nnodes 8 --nproc-per-node 8 train_pretrain.py --train_list=... --detections=...
+
+Every setting below is a plain Python default; override any of them as --name=value (Python
+literals: --epochs=5, --w_ego=0.0, --dropout=0.5). Ablations are weights: Third-only is
+--w_ego=0 --w_object=0 --w_hand_map=0 --w_object_map=0 --dropout=0.5; Hand-Map only is
+--w_ego=0 --w_object=0 --w_object_map=0; and so on. A head is built only when its term is on
+and its targets are given.
+
+With no --train_list the script runs the embedded demo: it writes a small generated Kinetics
+(data/synthetic.py, official layout, 100DOH-style detections) under out_dir and trains on the
+CPU at small sizes (DEMO below). A run that is killed resumes from out_dir/last.pyth, at the
+batch where it stopped.
+"""
+import ast
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from data.collate import collate_clips
+from data.datasets import KineticsDataset
+from data.sampler import ResumableSampler
+from data.transforms import ClipSampling
+from engine import cosine_lr, evaluate, param_groups, topk_accuracy, train_one_epoch, unwrap
+from losses.distillation import LossWeights, egoexo_loss
+from losses.interaction_map import batch_interaction_targets
+from models import build_model
+from models.checkpoint import load_model, save_checkpoint
+
+# ----------------------------------------------------------------------------- settings
+arch = "slowfast_8x8_r50"  # models/resnet3d.py ARCHS
+# Kinetics: a PySlowFast list (`path label`) or the official CSV (`label,youtube_id,...`).
+train_list = None  # None: the embedded demo
+val_list = None
+video_root = ""
+class_names = None  # official CSV: class-names file; None = the training CSV's sorted names
+num_classes = 400
+# Teacher targets (data/teacher_targets.py formats; score_teachers.py writes them).
+ego_scores = None  # Ego-Score file (log-probs, 2 per video)
+object_scores = None  # Object-Score file (log-probs, 1000 per video)
+detections = None  # folder of per-video 100DOH-style detection pickles
+detection_threshold = 0.5
+# Loss (SPEC section 3).
+w_action, w_ego, w_object, w_hand_map, w_object_map = 0.5, 0.1, 0.5, 1.0, 1.0
+kd_temperature = 1.0
+hard_maps = False  # write 1.0 instead of the box confidence
+drop_outside_boxes = False  # the release clips boxes outside the crop onto its border
+dropout = 0.0  # 0.5 for the Third-only baseline
+# Clips (SPEC section 4); clip length and stride come from the arch.
+min_size, max_size, crop_size = 256, 320, 224
+test_size, num_clips, num_crops = 256, 10, 3
+# Optimisation: sync SGD, LR 0.8 for 64 GPUs x 8 clips, scaled linearly with the global batch.
+epochs = 200
+batch_size = 8  # clips per process
+base_lr = 0.8
+base_lr_batch = 512
+warmup_epochs = 34.0
+warmup_start_factor = 0.1  # warm-up from 0.08 at the reference batch
+momentum = 0.9
+weight_decay = 1e-4
+# System.
+device = "cuda" if torch.cuda.is_available() else "cpu"
+bf16 = True  # autocast to bfloat16 on CUDA
+num_workers = 8
+out_dir = "runs/pretrain"
+resume = True
+log_every = 20
+checkpoint_every = 1000  # steps; and at every epoch's end
+eval_every = 10  # epochs; and after the last
+seed = 0
+
+# The embedded demo: generated data, small clips, a few epochs on the CPU.
+DEMO = dict(min_size=64, max_size=80, crop_size=64, test_size=64, num_clips=2, num_crops=1,
+            epochs=6, batch_size=4, base_lr=0.05, base_lr_batch=4, warmup_epochs=0.5, num_workers=2,
+            log_every=4, checkpoint_every=4, eval_every=3, arch="slow_8x8_r50")
+
+# ----------------------------------------------------------------------------- overrides
+settings = [k for k, v in list(globals().items()) if not k.startswith("_") and k.islower()
+            and isinstance(v, (int, float, bool, str, type(None)))]
+
+
+def apply_overrides(argv: list[str]) -> dict:
+    given = {}
+    for arg in argv:
+        key, eq, text = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not eq or key not in settings:
+            sys.exit(f"train_pretrain.py: bad argument {arg!r}; use --name=value with a name from: "
+                     + ", ".join(settings))
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare string such as a path
+        given[key] = value
+    return given
+
+
+overrides = apply_overrides(sys.argv[1:])
+if overrides.get("train_list", train_list) is None:
+    globals().update({k: v for k, v in DEMO.items() if k not in overrides})
+globals().update(overrides)
+config = {k: globals()[k] for k in settings}
+
+# ----------------------------------------------------------------------------- processes
+ddp = "RANK" in os.environ
+if ddp:
+    dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    if device == "cuda":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+else:
+    rank, world_size = 0, 1
+is_main = rank == 0
+device = torch.device(device)
+autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
+torch.manual_seed(seed + rank)
+
+
+def log(message: str) -> None:
+    if is_main:
+        print(message, flush=True)
+
+
+# ----------------------------------------------------------------------------- data and model
+if train_list is None:
+    from data.synthetic import make_kinetics
+
+    demo_root = os.path.join(out_dir, "demo_data")
+    if is_main and not os.path.isfile(os.path.join(demo_root, "classnames.txt")):
+        log(f"writing the demo data set to {demo_root}")
+        make_kinetics(demo_root, num_classes=4, videos_per_class=8, val_videos_per_class=2)
+    if ddp:
+        dist.barrier()
+    train_list, val_list = (os.path.join(demo_root, "lists", f"{s}.csv") for s in ("train", "val"))
+    video_root, num_classes = os.path.join(demo_root, "videos"), 4
+    detections = os.path.join(demo_root, "detections")
+    log("demo: no teacher score files, so the Ego-Score and Object-Score terms are off "
+        "(pass --ego_scores=... --object_scores=...)")
+
+use_ego = bool(w_ego and ego_scores)
+use_object = bool(w_object and object_scores)
+use_maps = bool((w_hand_map or w_object_map) and detections)
+model = build_model(arch, num_classes, ego_head=use_ego, object_head=use_object, interaction_head=use_maps,
+                    dropout=dropout).to(device)
+spec = model.input_spec
+sampling = ClipSampling(clip_len=spec.num_frames, stride=spec.sampling_rate, min_size=min_size, max_size=max_size,
+                        crop_size=crop_size, test_size=test_size, num_clips=num_clips, num_crops=num_crops)
+
+
+def _is_official_csv(path: str) -> bool:
+    with open(path) as f:
+        return f.readline().startswith("label,youtube_id")
+
+
+def kinetics(path: str, training: bool) -> KineticsDataset:
+    lists = {"csv_path": path, "class_names": class_names} if path.endswith(".csv") and _is_official_csv(path) \
+        else {"list_path": path}
+    return KineticsDataset(training, video_root=video_root, num_classes=num_classes, sampling=sampling,
+                           ego_scores=ego_scores if use_ego else None,
+                           object_scores=object_scores if use_object else None,
+                           detections=detections if use_maps and training else None,
+                           detection_threshold=detection_threshold, **lists)
+
+
+train_set = kinetics(train_list, training=True)
+sampler = ResumableSampler(len(train_set), shuffle=True, seed=seed, rank=rank, world_size=world_size)
+steps_per_epoch = len(sampler) // batch_size
+if steps_per_epoch < 1:
+    sys.exit(f"train_pretrain.py: {len(sampler)} training videos per process is less than one batch of {batch_size}")
+loader_args = dict(num_workers=num_workers, collate_fn=collate_clips, pin_memory=device.type == "cuda",
+                   persistent_workers=False)
+
+# ----------------------------------------------------------------------------- optimisation
+if device.type == "cuda":
+    model = model.to(memory_format=torch.channels_last_3d)
+global_batch = batch_size * world_size
+lr_peak = base_lr * global_batch / base_lr_batch
+optimizer = torch.optim.SGD(param_groups(model, weight_decay), lr=lr_peak, momentum=momentum, nesterov=True)
+start_epoch, start_step = 0, 0
+last_path = os.path.join(out_dir, "last.pyth")
+if resume and os.path.isfile(last_path):
+    restored, ckpt = load_model(last_path)
+    model.load_state_dict(restored.state_dict())
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    start_epoch, start_step = ckpt["epoch"], ckpt["step"]
+    torch.set_rng_state(ckpt["rng_state"])
+    log(f"resumed from {last_path}: epoch {start_epoch}, step {start_step}")
+if ddp:
+    model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+weights = LossWeights(action=w_action, ego=w_ego if use_ego else 0.0, object=w_object if use_object else 0.0,
+                      hand_map=w_hand_map if use_maps else 0.0, object_map=w_object_map if use_maps else 0.0)
+log(f"{arch}: {sum(p.numel() for p in model.parameters()):,} parameters, {len(train_set)} training videos, "
+    f"{world_size} process(es) x {batch_size} clips, peak LR {lr_peak:.4g}, loss weights {weights}")
+
+
+def loss_fn(outputs: dict, batch: dict) -> dict:
+    targets = {"label": batch["label"].to(device, non_blocking=True)}
+    for key in ("ego_score", "object_score"):
+        if key in batch:
+            targets[key] = batch[key].to(device, non_blocking=True)
+    if "interaction" in outputs:
+        targets["interaction_targets"] = batch_interaction_targets(batch, outputs["interaction"], hard=hard_maps,
+                                                                   drop_outside=drop_outside_boxes)
+    return egoexo_loss(outputs, targets, weights, kd_temperature)
+
+
+def save(epoch: int, step: int) -> None:
+    """Everything a resumed run needs; rank 0 writes, atomically."""
+    if step == steps_per_epoch:
+        epoch, step = epoch + 1, 0
+    if is_main:
+        save_checkpoint(last_path, unwrap(model), optimizer_state=optimizer.state_dict(), epoch=epoch, step=step,
+                        rng_state=torch.get_rng_state(), config=config)
+
+
+def run_evaluation(epoch: int) -> None:
+    if not val_list:
+        return
+    val_set = kinetics(val_list, training=False)
+    shard = list(range(len(val_set)))[rank::world_size]
+    loader = DataLoader(val_set, batch_size=batch_size, sampler=shard, **loader_args)
+    result = evaluate(model, loader, device=device, autocast_dtype=autocast_dtype, tasks=["action"])
+    if result["video_ids"]:
+        labels = torch.stack([torch.as_tensor(label) for label in result["labels"]])
+        acc = topk_accuracy(result["scores"]["action"], labels, ks=(1, 5))
+        log(f"eval epoch {epoch}: {len(result['video_ids'])} videos x {sampling.num_views} views, "
+            f"top-1 {acc[1]:.2f} top-5 {acc[5]:.2f}, {len(result['errors'])} views failed to load")
+    for video_id, view, message in result["errors"][:20]:
+        log(f"  failed: {video_id} view {view}: {message}")
+
+
+# ----------------------------------------------------------------------------- loop
+for epoch in range(start_epoch, epochs):
+    sampler.set_epoch(epoch, start=start_step * batch_size)
+    loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, **loader_args)
+    tick = time.time()
+    stats = train_one_epoch(
+        model, loader, optimizer, loss_fn, epoch=epoch, start_step=start_step, steps_per_epoch=steps_per_epoch,
+        lr_at=lambda e: cosine_lr(e, base_lr=lr_peak, epochs=epochs, warmup_epochs=warmup_epochs,
+                                  warmup_start_lr=lr_peak * warmup_start_factor),
+        device=device, autocast_dtype=autocast_dtype, log=log, log_every=log_every,
+        on_step=lambda step: save(epoch, step) if step % checkpoint_every == 0 or step == steps_per_epoch else None,
+    )
+    failed = torch.tensor(len(stats["failed"]))
+    if ddp:
+        dist.all_reduce(failed)
+    log(f"epoch {epoch} done in {time.time() - tick:.0f}s: mean loss "
+        + " ".join(f"{k} {v:.4f}" for k, v in stats["loss"].items())
+        + f"; {int(failed)} samples failed to load and were replaced")
+    for message in stats["failed"][:20]:
+        log(f"  failed: {message}")
+    start_step = 0
+    if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
+        run_evaluation(epoch)
+
+if is_main:
+    save_checkpoint(os.path.join(out_dir, "final.pyth"), unwrap(model), config=config)
+    log(f"saved {os.path.join(out_dir, 'final.pyth')}")
+if ddp:
+    dist.destroy_process_group()
