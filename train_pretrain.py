@@ -169,7 +169,7 @@ def kinetics(path: str, training: bool) -> KineticsDataset:
                            ego_scores=ego_scores if use_ego else None,
                            object_scores=object_scores if use_object else None,
                            detections=detections if use_maps and training else None,
-                           detection_threshold=detection_threshold, **lists)
+                           detection_threshold=detection_threshold, seed=seed, **lists)
 
 
 train_set = kinetics(train_list, training=True)
@@ -243,6 +243,7 @@ def run_evaluation(epoch: int) -> None:
 # ----------------------------------------------------------------------------- loop
 for epoch in range(start_epoch, epochs):
     sampler.set_epoch(epoch, start=start_step * batch_size)
+    train_set.set_epoch(epoch)
     loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, **loader_args)
     tick = time.time()
     stats = train_one_epoch(

@@ -75,8 +75,9 @@ class ClipDataset(Dataset):
                  ego_scores: str | None = None, object_scores: str | None = None,
                  detections: str | None = None, detection_threshold: float = 0.5,
                  skip_videos_without_targets: bool = False, max_retries: int = 10, threads: int = 1,
-                 decode_on_device: bool = False):
+                 decode_on_device: bool = False, seed: int = 0):
         self.training = training
+        self.seed, self.epoch = seed, 0
         self.sampling = sampling
         self.max_retries = max_retries
         self.threads = threads
@@ -138,10 +139,14 @@ class ClipDataset(Dataset):
         sample["index"] = index
         return sample
 
+    def set_epoch(self, epoch: int) -> None:
+        """Training augmentation is drawn from (seed, epoch, index) alone -- not from whichever
+        worker loads the sample -- so a resumed run sees exactly the clips it would have seen.
+        Call before building the epoch's DataLoader (its workers copy the dataset)."""
+        self.epoch = epoch
+
     def _training_sample(self, index: int) -> dict:
-        # A fresh generator per sample, seeded from torch's RNG: DataLoader reseeds torch in
-        # every worker for every epoch, so workers and epochs get different augmentations.
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        rng = np.random.default_rng((self.seed, self.epoch, index))
         failed = []
         for _ in range(self.max_retries + 1):
             try:

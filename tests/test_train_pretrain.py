@@ -1,0 +1,66 @@
+"""train_pretrain.py as a user runs it: a process killed part-way resumes from its last
+checkpoint and ends bit-for-bit where an uninterrupted run ends (same weights), and bad
+command-line arguments are refused with the list of settings."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from data.synthetic import make_kinetics
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def kinetics(tmp_path_factory):
+    return make_kinetics(str(tmp_path_factory.mktemp("k")), num_classes=2, videos_per_class=4,
+                         val_videos_per_class=1, size=(40, 48), num_frames=24)
+
+
+def command(kinetics, out_dir):
+    settings = dict(train_list=kinetics["lists"]["train"], video_root=kinetics["video_root"], num_classes=2,
+                    detections=kinetics["detections"], min_size=32, max_size=40, crop_size=32, epochs=3,
+                    batch_size=2, base_lr=0.05, base_lr_batch=2, warmup_epochs=1.0, num_workers=1,
+                    log_every=1, checkpoint_every=1, arch="slow_8x8_r50", device="cpu", out_dir=str(out_dir))
+    return [sys.executable, os.path.join(ROOT, "train_pretrain.py")] + [f"--{k}={v}" for k, v in settings.items()]
+
+
+def run(cmd):
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_killed_run_resumes_to_the_same_weights(kinetics, tmp_path):
+    straight = tmp_path / "straight"
+    log = run(command(kinetics, straight))
+    assert "epoch 2 done" in log and "resumed" not in log
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(command(kinetics, killed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not (killed / "last.pyth").exists():  # the first checkpoint: after step 1 of epoch 0
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    time.sleep(1.0)  # let it get further, possibly into a checkpoint write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "final.pyth").exists()
+    resumed_log = run(command(kinetics, killed))
+    assert "resumed from" in resumed_log
+
+    a = torch.load(straight / "final.pyth", weights_only=True)["model_state"]
+    b = torch.load(killed / "final.pyth", weights_only=True)["model_state"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_bad_argument_names_the_settings(kinetics, tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "train_pretrain.py"), "--epoch=3"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "bad argument '--epoch=3'" in done.stderr and "epochs" in done.stderr
