@@ -110,8 +110,8 @@ def evaluate(model: torch.nn.Module, loader, *, device: torch.device, autocast_d
     the max (Charades-Ego) of softmax/sigmoid scores, SPEC section 4.
 
     Returns {"video_ids": [...], "scores": {task: float [N, K]}, "labels": [...] (per video, as
-    the dataset gives them), "errors": [(video_id, view, message)]}. Under torch.distributed the
-    ranks' shares are gathered, so every rank returns the whole set."""
+    the dataset gives them), "views": views scored, "errors": [(video_id, view, message)]}.
+    Under torch.distributed the ranks' shares are gathered, so every rank returns the whole set."""
     if aggregate not in ("mean", "max") or activation not in ("softmax", "sigmoid"):
         raise ValueError(f"evaluate: aggregate must be mean|max and activation softmax|sigmoid, got "
                          f"{aggregate!r}, {activation!r}")
@@ -158,7 +158,7 @@ def evaluate(model: torch.nn.Module, loader, *, device: torch.device, autocast_d
             stacked = stacked / torch.tensor([per_video[v]["views"] for v in video_ids], dtype=torch.float32)[:, None]
         out_scores[t] = stacked
     return {"video_ids": video_ids, "scores": out_scores, "labels": [per_video[v]["label"] for v in video_ids],
-            "errors": errors}
+            "views": sum(per_video[v]["views"] for v in video_ids), "errors": errors}
 
 
 def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[int, float]:

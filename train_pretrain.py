@@ -234,7 +234,7 @@ def run_evaluation(epoch: int) -> None:
     if result["video_ids"]:
         labels = torch.stack([torch.as_tensor(label) for label in result["labels"]])
         acc = topk_accuracy(result["scores"]["action"], labels, ks=(1, 5))
-        log(f"eval epoch {epoch}: {len(result['video_ids'])} videos x {sampling.num_views} views, "
+        log(f"eval epoch {epoch}: {len(result['video_ids'])} videos, {result['views']} views, "
             f"top-1 {acc[1]:.2f} top-5 {acc[5]:.2f}, {len(result['errors'])} views failed to load")
     for video_id, view, message in result["errors"][:20]:
         log(f"  failed: {video_id} view {view}: {message}")

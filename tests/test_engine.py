@@ -78,7 +78,7 @@ def test_evaluate_averages_or_maxes_views(monkeypatch):
                {"video_id": ["b"], "index": torch.tensor([2]), "label": torch.tensor([1]),
                 "errors": [("c", 0, "broken")]}]
     mean = evaluate(model, batches, device=torch.device("cpu"), autocast_dtype=None, tasks=["action"])
-    assert mean["video_ids"] == ["a", "b"] and mean["errors"] == [("c", 0, "broken")]
+    assert mean["video_ids"] == ["a", "b"] and mean["errors"] == [("c", 0, "broken")] and mean["views"] == 3
     torch.testing.assert_close(mean["scores"]["action"][0], logits[:2].softmax(-1).mean(0))
     torch.testing.assert_close(mean["scores"]["action"][1], torch.tensor([0.5, 0.5]))
     peak = evaluate(model, batches, device=torch.device("cpu"), autocast_dtype=None, tasks=["action"],

@@ -64,3 +64,16 @@ def test_bad_argument_names_the_settings(kinetics, tmp_path):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "train_pretrain.py"), "--epoch=3"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "bad argument '--epoch=3'" in done.stderr and "epochs" in done.stderr
+
+
+def test_torchrun_two_processes(kinetics, tmp_path):
+    """The raw torch.distributed path (gloo on the CPU): both ranks train, rank 0 saves, and the
+    evaluation gathers every rank's share of the views."""
+    cmd = command(kinetics, tmp_path / "ddp")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", *cmd[1:]]
+    cmd += [f"--val_list={kinetics['lists']['val']}", "--epochs=1", "--test_size=32", "--num_clips=2",
+            "--num_crops=1"]
+    log = run(cmd)
+    assert "2 process(es) x 2 clips" in log
+    assert "eval epoch 0: 2 videos, 4 views" in log, log  # rank 0 scored 2 of the 4 itself
+    assert (tmp_path / "ddp" / "final.pyth").exists()
