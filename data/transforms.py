@@ -65,13 +65,6 @@ def sample_clip_indices(
     return index.clamp(0, num_frames - 1).long().numpy()
 
 
-def pathway_frame_index(num_frames: int, alpha: int) -> torch.Tensor:
-    """Frames of a clip kept by SlowFast's slow pathway: linspace(0, T-1, T // alpha).long()."""
-    if alpha < 1 or num_frames < alpha:
-        raise ValueError(f"need 1 <= alpha <= num_frames, got alpha={alpha}, num_frames={num_frames}")
-    return torch.linspace(0, num_frames - 1, num_frames // alpha).long()
-
-
 # -- spatial -----------------------------------------------------------------------------------
 
 

@@ -159,6 +159,9 @@ def test_pack_pathways_takes_linspace_frames():
     assert slow[0, :, 0, 0].tolist() == [0.0, 10.0, 20.0, 31.0]
     batched = spec.pack(frames.unsqueeze(0))
     assert torch.equal(batched[0][0], slow)
+    # SlowFast 8x8: linspace(0, 31, 8) = 0, 4.43, 8.86, 13.29, 17.71, 22.14, 26.57, 31.
+    slow8 = meta_model("slowfast_8x8_r50", None).input_spec.pack(frames)[0]
+    assert slow8[0, :, 0, 0].tolist() == [0.0, 4.0, 8.0, 13.0, 17.0, 22.0, 26.0, 31.0]
 
 
 def test_real_forward_every_small_arch():

@@ -12,7 +12,6 @@ from data.transforms import (
     ClipSampling,
     SpatialTransform,
     load_clip,
-    pathway_frame_index,
     precrop_region,
     sample_clip_indices,
     short_side_resize,
@@ -81,12 +80,6 @@ def test_sampling_argument_errors():
         sample_clip_indices(100, 8, 8, 10, 10, rng)
     with pytest.raises(ValueError, match="num_frames"):
         sample_clip_indices(0, 8, 8, 0, 10, rng)
-
-
-def test_pathway_frame_index():
-    # linspace(0, 31, 8) = 0, 4.43, 8.86, 13.29, 17.71, 22.14, 26.57, 31
-    assert pathway_frame_index(32, 4).tolist() == [0, 4, 8, 13, 17, 22, 26, 31]
-    assert pathway_frame_index(8, 1).tolist() == list(range(8))
 
 
 # -- spatial --------------------------------------------------------------------------------------
