@@ -81,8 +81,8 @@ seed = 0
 
 # The embedded demo: generated data, small clips, a few epochs on the CPU.
 DEMO = dict(min_size=64, max_size=80, crop_size=64, test_size=64, num_clips=2, num_crops=1,
-            epochs=6, batch_size=4, base_lr=0.05, base_lr_batch=4, warmup_epochs=0.5, num_workers=2,
-            log_every=4, checkpoint_every=4, eval_every=3, arch="slow_8x8_r50")
+            epochs=10, batch_size=4, base_lr=0.05, base_lr_batch=4, warmup_epochs=0.5, num_workers=2,
+            log_every=4, checkpoint_every=4, eval_every=5, arch="slow_8x8_r50")
 
 # ----------------------------------------------------------------------------- overrides
 settings = [k for k, v in list(globals().items()) if not k.startswith("_") and k.islower()
