@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from data.collate import collate_clips
+from data.annotations import kinetics_csv_class_names
 from data.datasets import KineticsDataset
 from data.sampler import ResumableSampler
 from data.transforms import ClipSampling
@@ -162,9 +163,12 @@ def _is_official_csv(path: str) -> bool:
         return f.readline().startswith("label,youtube_id")
 
 
+if class_names is None and _is_official_csv(train_list):
+    class_names = kinetics_csv_class_names(train_list)  # validation uses the training set's map
+
+
 def kinetics(path: str, training: bool) -> KineticsDataset:
-    lists = {"csv_path": path, "class_names": class_names} if path.endswith(".csv") and _is_official_csv(path) \
-        else {"list_path": path}
+    lists = {"csv_path": path, "class_names": class_names} if _is_official_csv(path) else {"list_path": path}
     return KineticsDataset(training, video_root=video_root, num_classes=num_classes, sampling=sampling,
                            ego_scores=ego_scores if use_ego else None,
                            object_scores=object_scores if use_object else None,

@@ -77,3 +77,14 @@ def test_torchrun_two_processes(kinetics, tmp_path):
     assert "2 process(es) x 2 clips" in log
     assert "eval epoch 0: 2 videos, 4 views" in log, log  # rank 0 scored 2 of the 4 itself
     assert (tmp_path / "ddp" / "final.pyth").exists()
+
+
+def test_official_csv_lists(kinetics, tmp_path):
+    """Kinetics' official CSVs (label,youtube_id,time_start,time_end,split) work as well as
+    PySlowFast lists; the validation CSV is read with the training CSV's class map."""
+    cmd = command(kinetics, tmp_path / "csv")
+    cmd = [c for c in cmd if not c.startswith(("--train_list=", "--epochs="))]
+    cmd += [f"--train_list={kinetics['official_csv']['train']}", f"--val_list={kinetics['official_csv']['val']}",
+            "--epochs=1", "--test_size=32", "--num_clips=1", "--num_crops=1"]
+    log = run(cmd)
+    assert "8 training videos" in log and "eval epoch 0: 2 videos, 2 views" in log, log
