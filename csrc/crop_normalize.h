@@ -55,6 +55,13 @@ inline void check_crop_normalize_args(const at::Tensor& frames, const at::Tensor
   TORCH_CHECK(frames.scalar_type() == at::kByte && frames.dim() == 5 && frames.size(4) == 3, op,
               ": frames must be uint8 of shape [B, T, H, W, 3] (RGB, channels last), got ",
               frames.scalar_type(), " ", frames.sizes());
+  // Sampling positions are float32, and bilinear_tap clamps them to float(limit - 1): every
+  // integer up to 2^24 is exact in float32, but past it float(limit - 1) can round *up* to
+  // limit, and the tap would read the padding (or past the buffer when limit = W).
+  constexpr int64_t max_side = int64_t{1} << 24;
+  TORCH_CHECK(frames.size(2) <= max_side && frames.size(3) <= max_side, op,
+              ": frames' height and width must be at most 2^24 = ", max_side,
+              " (float32 sampling positions), got ", frames.size(2), "x", frames.size(3));
   const int64_t B = frames.size(0);
   const at::Device device = frames.device();
   check_arg(sizes, op, "sizes", at::kLong, {B, 2},

@@ -222,6 +222,8 @@ def read_kinetics_csv(path, video_root: str, class_names: Sequence[str]) -> list
 
 # ----------------------------------------------------------------------------- Charades-Ego
 
+# The columns the reader requires. The released CharadesEgo_v1_*.csv files also carry Charades'
+# `objects` column between `script` and `descriptions` (13 columns in all); it is not used.
 CHARADES_EGO_COLUMNS = ("id", "subject", "scene", "quality", "relevance", "verified", "script",
                         "descriptions", "actions", "length", "egocentric", "charades_video")
 

@@ -205,12 +205,11 @@ def write_frame_folder(folder: str, frames: np.ndarray, name_format: str, qualit
 
 
 def write_interaction_detections(path: str, hands: np.ndarray, objects: np.ndarray, size: tuple[int, int],
-                                 rng: np.random.Generator, detector_scale: float = 1.0,
-                                 frame_offset: int = 0) -> None:
+                                 rng: np.random.Generator, detector_scale: float = 1.0) -> None:
     """100DOH-style detections for rendered frames: the true boxes (scores 0.6-0.99) on every
     frame, and on every third frame a low-score (< 0.45) distractor box. The boxes are given
-    as if the detector ran on frames `detector_scale` times the video's size, and frame t is
-    stored as decoded frame `frame_offset + t`."""
+    as if the detector ran on frames `detector_scale` times the video's size; frame t is
+    decoded frame t."""
     h, w = size
     frames = {}
     for t, (hand, obj) in enumerate(zip(hands, objects)):
@@ -224,8 +223,8 @@ def write_interaction_detections(path: str, hands: np.ndarray, objects: np.ndarr
             x1, y1 = rng.uniform(0, w / 2), rng.uniform(0, h / 2)
             junk = np.array([x1, y1, x1 + w / 4, y1 + h / 4], np.float32)
             (hand_rows if t % 2 == 0 else obj_rows).append(row(junk, rng.uniform(0.05, 0.45), 0))
-        frames[frame_offset + t] = {"hand_dets": np.stack(hand_rows) if hand_rows else None,
-                                    "obj_dets": np.stack(obj_rows) if obj_rows else None}
+        frames[t] = {"hand_dets": np.stack(hand_rows) if hand_rows else None,
+                     "obj_dets": np.stack(obj_rows) if obj_rows else None}
     save_detections(path, (round(h * detector_scale), round(w * detector_scale)), frames)
 
 
@@ -347,10 +346,11 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
                       unpaired_first_person: int = 1, seed: int = 0) -> dict:
     """Charades-Ego-like paired recordings: `<id>` (third person) and `<id>EGO` (first person).
 
-    Writes `CharadesEgo_v1_{train,test}.csv` (the 12 official columns, quoted scripts with
-    commas) and either videos `videos/<id>.mp4` or JPEG folders `frames/<id>/<id>-000001.jpg`
-    (`as_frames`), both at 24 fps. Action classes are spread over c000..c156; each has its own
-    object colour. `unpaired_first_person` extra first-person-only recordings go to train.
+    Writes `CharadesEgo_v1_{train,test}.csv` (the 13 columns of the released files, quoted
+    scripts with commas) and either videos `videos/<id>.mp4` or JPEG folders
+    `frames/<id>/<id>-000001.jpg` (`as_frames`), both at 24 fps. Action classes are spread over
+    c000..c156; each has its own object colour. `unpaired_first_person` extra first-person-only
+    recordings go to train.
     """
     if not 1 <= num_classes <= len(PALETTE):
         raise ValueError(f"make_charades_ego: num_classes should be 1..{len(PALETTE)}, got {num_classes}")
@@ -360,7 +360,7 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
     data_root = os.path.join(root, "frames" if as_frames else "videos")
     length = num_frames / CHARADES_FPS
     margin = 12
-    header = ["id", "subject", "scene", "quality", "relevance", "verified", "script", "descriptions",
+    header = ["id", "subject", "scene", "quality", "relevance", "verified", "script", "objects", "descriptions",
               "actions", "length", "egocentric", "charades_video"]
     out = {"root": root, "data_root": data_root, "fps": CHARADES_FPS, "num_frames": num_frames,
            "class_ids": [int(c) for c in class_ids], "actions": {}, "paths": {}, "csv": {}}
@@ -388,8 +388,9 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
                 out["actions"][video_id] = actions
                 action_text = ";".join(f"c{a.label:03d} {a.start:.2f} {a.end:.2f}" for a in actions)
                 rows.append([video_id, f"S{p % 3}", "Kitchen", 6, 7, "Yes",
-                             "A person holds something, then puts it down.", "Holding, then putting down.",
-                             action_text, f"{length:.2f}", "Yes" if first_person else "No", pair_id])
+                             "A person holds something, then puts it down.", "cup;table",
+                             "Holding, then putting down.", action_text, f"{length:.2f}",
+                             "Yes" if first_person else "No", pair_id])
         out["csv"][split] = _write_csv(os.path.join(root, f"CharadesEgo_v1_{split}.csv"), header, rows)
     return out
 
@@ -474,11 +475,10 @@ def make_epic100(root: str, size: tuple[int, int] = (96, 128), segment_frames: i
     out["csv"] = {split: _write_csv(os.path.join(root, f"EPIC_100_{split}.csv"), header,
                                     [_epic_label_row(100, r, fps) for r in out["rows"][split]])
                   for split in ("train", "validation")}
-    test_header = ["narration_id", "participant_id", "video_id", "start_timestamp", "stop_timestamp",
-                   "start_frame", "stop_frame"]
+    test_header = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
+                   "stop_timestamp", "start_frame", "stop_frame"]
     out["csv"]["test"] = _write_csv(os.path.join(root, "EPIC_100_test_timestamps.csv"), test_header,
-                                    [[r[0], r[1], r[2], _timestamp((r[3] - 1) / fps), _timestamp((r[4] - 1) / fps),
-                                      r[3], r[4]] for r in out["rows"]["test"]])
+                                    [_epic_label_row(100, r, fps)[:8] for r in out["rows"]["test"]])
     out["unseen"] = {"validation": _write_csv(os.path.join(root, "EPIC_100_unseen_participant_ids_validation.csv"),
                                               ["participant_id"], [["P03"]]),
                      "test": _write_csv(os.path.join(root, "EPIC_100_unseen_participant_ids_test.csv"),

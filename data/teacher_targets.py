@@ -5,7 +5,7 @@ Teacher scores (Ego-Score, Object-Score): one file per teacher per dataset, writ
 `torch.save` as a dict
     {"teacher": "ego" | "object", "kind": "log_probs",
      "video_ids": [str, ...] (N, unique), "scores": float32 tensor [N, C],
-     ...free metadata (model, clips per video, source file)...}
+     ...free metadata in plain Python values (model, clips per video, source file)...}
 with C = 2 for "ego" (index 1 = egocentric) and C = 1000 for "object" (ImageNet classes).
 Row i holds log(mean over the video's clips/frames of softmax(teacher logits)), i.e. the
 log of the clip-averaged softmax (paper Eqns 1 and 3). Log-probabilities rather than
@@ -89,13 +89,32 @@ def _check_scores(where: str, teacher, kind, video_ids, scores, num_classes: int
                                  f"(logsumexp != 0; store log of the averaged softmax), e.g. {ids}")
 
 
+_PLAIN_METADATA = (str, int, float, bool, type(None))
+
+
+def _is_plain(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return type(value) in _PLAIN_METADATA
+
+
 def save_teacher_scores(path, teacher: str, video_ids: Sequence[str], scores: torch.Tensor,
                         num_classes: int | None = None, **metadata) -> None:
     """Validate and write a teacher-score file (format in the module docstring); `metadata`
-    (model name, clips per video, ...) is stored alongside."""
+    (model name, clips per video, ...) is stored alongside and must be plain Python values
+    (str, int, float, bool, None, lists/tuples/dicts of them): the reader loads with
+    weights_only=True, which refuses anything else (numpy scalars, Paths)."""
+    where = os.fspath(path)
+    for key, value in metadata.items():
+        if not _is_plain(value):
+            raise TeacherTargetError(f"{where}: metadata {key!r} is a {type(value).__name__}; store plain "
+                                     f"str/int/float/bool/None (or lists/dicts of them) so the file loads "
+                                     f"with weights_only=True")
     video_ids = [str(v) for v in video_ids]
     scores = scores.detach().float().cpu().contiguous()
-    _check_scores(os.fspath(path), teacher, "log_probs", video_ids, scores, num_classes)
+    _check_scores(where, teacher, "log_probs", video_ids, scores, num_classes)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save({**metadata, "teacher": teacher, "kind": "log_probs", "video_ids": video_ids,
                 "scores": scores}, path)

@@ -11,8 +11,10 @@ order, 0-based). To seek, every frame's presentation timestamp (pts) is needed:
   * anything else (WebM/MKV, variable frame rate): one demux-only pass over the packets (no
     decoding, ~3 µs a packet) lists the pts, sorted into presentation order.
 Decoded frames are then matched to indices by their exact pts. If the file contradicts its
-table (a pts that is not listed, a listed frame the decoder never returns), decoding restarts
-from the beginning and counts frames in decode order, which is the definition itself.
+table (a pts that is not listed, or a listed frame the decoder skips between the first and last
+wanted frames), decoding restarts from the beginning and counts frames in decode order, which is
+the definition itself. (A listed frame that never decodes *before* the decoded span cannot be
+seen without decoding from the start; it would shift indices by one.)
 
 Decoder objects are opened inside each call and closed before it returns, so nothing is shared
 across DataLoader worker processes.
@@ -131,6 +133,11 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
+    def _rewind(self) -> None:
+        """Back to the start of the stream: the packet scan and counting frames read from there,
+        whatever an earlier decode left the demuxer at."""
+        self._container.seek(0, backward=True, any_frame=False, stream=self._stream)
+
     # -- frame table -----------------------------------------------------------------------
     def _scan_packets(self) -> np.ndarray | None:
         """Every frame's pts, sorted, from one demux-only pass over the stream.
@@ -143,6 +150,7 @@ class VideoReader:
         end = None  # largest pts + duration: where the video data stops
         usable = True
         try:
+            self._rewind()
             for packet in self._container.demux(self._stream):
                 if packet.size == 0 or packet.is_discard:  # end-of-stream marker / edit-list trim
                     continue
@@ -163,27 +171,44 @@ class VideoReader:
         return table
 
     def _check_not_truncated(self, table: np.ndarray, end: int) -> None:
-        """Raises if the packets stop well before the duration the container header announces.
+        """Raises if the file's data stops well before the duration the container header announces.
 
         A WebM cut short still demuxes and decodes cleanly up to the cut, so truncation shows
-        only as missing time.
+        only as missing time. The header's duration is the longest stream's, and a valid file's
+        audio may outlast its video by seconds; a cut, though, stops every stream at the same
+        point. So when the video falls short, the other streams are demuxed too (only then) and
+        the one that lasts longest is compared.
         """
         declared = self._container.duration  # microseconds, from the header; None if unknown
         if declared is None or declared <= 0:
             return
         declared_s = declared / 1e6
-        tb = self._stream.time_base
-        # Containers disagree on whether the duration counts from time 0 or from the first
-        # frame (a stream may start late), so the longer reading of the data is compared.
-        data_s = max(float((end - table[0]) * tb), float(end * tb))
-        # The header's duration covers every stream, and audio often outlasts the video.
-        video_only = len(self._container.streams) == 1
-        tolerance = 0.5 if video_only else max(1.0, 0.1 * declared_s)
-        if declared_s - data_s > tolerance:
+        data_s = _span_seconds(int(table[0]), end, self._stream.time_base)
+        others = [s for s in self._container.streams if s.index != self._stream.index]
+        if declared_s - data_s > 0.5 and others:
+            data_s = max(data_s, self._others_span_seconds(others))
+        if declared_s - data_s > 0.5:
             raise VideoError(
                 f"{self.path}: truncated: the header says {declared_s:.2f} s "
-                f"but the video data lasts {data_s:.2f} s"
+                f"but the data lasts {data_s:.2f} s"
             )
+
+    def _others_span_seconds(self, streams: list) -> float:
+        """How long the data of `streams` lasts (seconds; 0 if they hold no timed packets)."""
+        first: dict[int, int] = {}
+        end: dict[int, int] = {}
+        try:
+            self._rewind()
+            for packet in self._container.demux(streams):
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                i = packet.stream.index
+                first[i] = min(first.get(i, packet.pts), packet.pts)
+                end[i] = max(end.get(i, packet.pts), packet.pts + (packet.duration or 0))
+        except Exception as e:
+            raise VideoError(f"{self.path}: corrupt container: {e}") from e
+        time_base = {s.index: s.time_base for s in streams}
+        return max((_span_seconds(first[i], end[i], time_base[i]) for i in end), default=0.0)
 
     @property
     def num_frames(self) -> int:
@@ -267,11 +292,12 @@ class VideoReader:
                     i = _lookup(table, frame.pts)
                     if i is None:
                         return None
+                    if k > 0 and i != previous + 1:
+                        return None  # a listed frame never came out of the decoder
+                    previous = i
                     if i < targets[k]:
                         continue
-                    if i > targets[k]:
-                        if k > 0:
-                            return None  # a listed frame never came out of the decoder
+                    if i > targets[k]:  # the seek landed past the first target
                         overshot = True
                         break
                     sink.put(i, frame)
@@ -291,7 +317,7 @@ class VideoReader:
         return None
 
     def _frames_from_start(self):
-        self._container.seek(0, backward=True, any_frame=False, stream=self._stream)
+        self._rewind()
         try:
             yield from self._container.decode(self._stream)
         except Exception as e:
@@ -318,6 +344,15 @@ class VideoReader:
             sink.put_slots(np.flatnonzero(wanted >= targets[k]), last)
         self.rotation = sink.rotation
         return sink.frames
+
+
+def _span_seconds(first: int, end: int, time_base: Fraction) -> float:
+    """Seconds a stream's data covers, from its first pts to `end` (last pts + duration).
+
+    Containers disagree on whether their duration counts from time 0 or from the first packet
+    (a stream may start late, or before 0), so the longer of the two readings is taken.
+    """
+    return max(float((end - first) * time_base), float(end * time_base))
 
 
 def _lookup(table: np.ndarray, pts: int | None) -> int | None:

@@ -13,11 +13,13 @@ canonical layout (see models/heads.py):
     module.<key>                          -> <key>        (DataParallel / DDP wrapper)
     head<TASK>.<...>                      -> head.<...>   (Ego-Exo names the head "head" + cfg.TASK)
     head.projection.*                     -> head.projections.<the model's only task>.*
-    head.projections.<i>.*  (Ego-Exo MultiTaskHead, a list: task heads first, then the KD heads)
-        i < number of the model's tasks   -> head.projections.<i-th task>.*
-        otherwise, by output size: 2      -> head.ego_projection.*
-                                   1000   -> head.object_projection.*
-        (or give `projection_names` to name the list entries explicitly)
+    head.projections.<i>.*  (Ego-Exo MultiTaskHead, a list: [task] + KD heads in the KD models,
+                             [task, task, ...] in the multi-task (EPIC) models)
+        i > 0 and output size 2           -> head.ego_projection.*
+        i > 0 and output size 1000        -> head.object_projection.*
+        otherwise, i < number of tasks    -> head.projections.<i-th task of the model>.*
+        (or give `projection_names` to name the list entries explicitly, e.g. for a
+        multi-task list with a 2- or 1000-way task after the first)
     handobjhead.pathway0_conv_fcn0.*      -> interaction_head.conv.*
     handobjhead.score_projection.*        -> interaction_head.projection.*
     headobjhead.*                         -> handobjhead.* (older Ego-Exo spelling, then as above)
@@ -80,24 +82,30 @@ class InflationReport:
 # ---- reading ------------------------------------------------------------------------------
 
 
-def read_state_dict(
-    path_or_state: str | os.PathLike | Mapping, *, trusted: bool = False
-) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict inside a checkpoint file / dict, and a name for messages.
+def _load_file(path: str | os.PathLike, trusted: bool = False) -> tuple[object, str]:
+    """torch.load a checkpoint file on the CPU; returns (object, path for messages).
 
     `trusted=True` lets torch.load unpickle arbitrary objects (only for files you trust);
     the default loads tensors and plain containers only."""
+    source = str(path)
+    if not Path(source).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {source}")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=not trusted), source
+    except Exception as e:  # torch raises several types for corrupt or unpicklable content
+        raise ValueError(
+            f"{source}: cannot be read as a torch checkpoint ({e}); if it is a trusted file "
+            "holding non-tensor objects, pass trusted=True"
+        ) from e
+
+
+def read_state_dict(
+    path_or_state: str | os.PathLike | Mapping, *, trusted: bool = False
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict inside a checkpoint file / dict, and a name for messages (see
+    `_load_file` for `trusted`)."""
     if isinstance(path_or_state, (str, os.PathLike)):
-        source = str(path_or_state)
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"checkpoint not found: {source}")
-        try:
-            obj = torch.load(source, map_location="cpu", weights_only=not trusted)
-        except Exception as e:  # torch raises several types for unpicklable content
-            raise ValueError(
-                f"{source}: cannot be read as a torch checkpoint ({e}); if it is a trusted file "
-                "holding non-tensor objects, pass trusted=True"
-            ) from e
+        obj, source = _load_file(path_or_state, trusted)
     else:
         source, obj = "<state dict>", path_or_state
     if not isinstance(obj, Mapping):
@@ -139,8 +147,9 @@ def canonical_state_dict(
     """Rename a PySlowFast / Ego-Exo / own state dict onto `model`'s key layout.
 
     projection_names: names for Ego-Exo's `head.projections.<i>` list entries, in order, each
-    a task of the model or "ego" / "object"; by default task heads come first, then KD heads
-    recognised by their size. Returns the renamed dict and {old key: new key} for changed keys."""
+    a task of the model or "ego" / "object"; by default entries after the first are KD heads
+    when their size says so (2 / 1000), else the model's tasks in order (module docstring).
+    Returns the renamed dict and {old key: new key} for changed keys."""
     tasks = list(model.head.tasks)
     by_index: dict[str, str] = {}
     if projection_names is not None:
@@ -160,10 +169,15 @@ def canonical_state_dict(
             index, param = m.groups()
             if index in by_index:
                 key = f"head.{by_index[index]}.{param}"
-            elif projection_names is None and int(index) < len(tasks):
-                key = f"head.projections.{tasks[int(index)]}.{param}"
-            elif projection_names is None and value.shape[0] in KD_HEAD_BY_CLASSES:
-                key = f"head.{KD_HEAD_BY_CLASSES[value.shape[0]]}.{param}"
+            elif projection_names is None:
+                # Entry 0 is always a task head; a KD entry is recognised by its size before
+                # the model's task count is consulted, so a K400 [action, ego, object] list
+                # loaded into a verb/noun model does not put the Ego-Score head on "noun".
+                i = int(index)
+                if i > 0 and value.shape[0] in KD_HEAD_BY_CLASSES:
+                    key = f"head.{KD_HEAD_BY_CLASSES[value.shape[0]]}.{param}"
+                elif i < len(tasks):
+                    key = f"head.projections.{tasks[i]}.{param}"
         if key in out:
             raise ValueError(f"two checkpoint keys map onto {key!r} (the second is {old_key!r})")
         out[key] = value
@@ -264,15 +278,15 @@ def save_checkpoint(path: str | os.PathLike, model: VideoNet, **extra) -> None:
     os.replace(tmp, path)
 
 
-def load_model(path_or_checkpoint: str | os.PathLike | Mapping) -> tuple[VideoNet, dict]:
+def load_model(
+    path_or_checkpoint: str | os.PathLike | Mapping, *, trusted: bool = False
+) -> tuple[VideoNet, dict]:
     """Rebuild a model saved by `save_checkpoint` and load its weights exactly.
 
-    Returns (model, checkpoint dict) so callers can read the extras (epoch, ...)."""
+    Returns (model, checkpoint dict) so callers can read the extras (epoch, ...);
+    `trusted=True` for extras that are not tensors / plain containers (see `_load_file`)."""
     if isinstance(path_or_checkpoint, (str, os.PathLike)):
-        source = str(path_or_checkpoint)
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"checkpoint not found: {source}")
-        ckpt = torch.load(source, map_location="cpu", weights_only=True)
+        ckpt, source = _load_file(path_or_checkpoint, trusted)
     else:
         source, ckpt = "<checkpoint dict>", path_or_checkpoint
     if not isinstance(ckpt, Mapping) or "model_config" not in ckpt:

@@ -24,7 +24,8 @@ returns a dict of logits with only the keys of the heads present:
     "ego"          B x 2         Ego-Score distillation head
     "object"       B x 1000      Object-Score distillation head
     "interaction"  B x 2 x T x S x S   hand (channel 0) / object (channel 1) map logits on the
-                                 slow pathway (T = slow frames, S = crop / 32, 7 at 224)
+                                 slow pathway's res5 (T = slow frames, halved for I3D by its
+                                 temporal pool; S = crop / 32, 7 at 224)
 
 `model.forward(x, extra_features=E)` appends B x E per-clip vectors to the pooled feature before
 the task classifiers (supp. Table S4 "append"; build with `extra_feature_dim=E`).

@@ -94,16 +94,18 @@ def test_class_names_text_and_json(tmp_path):
 
 # ----------------------------------------------------------------------------- Charades-Ego
 
-CHARADES_HEADER = ("id,subject,scene,quality,relevance,verified,script,descriptions,actions,"
+# As released: Charades' columns (with `objects`) plus egocentric and charades_video, 13 in all.
+CHARADES_HEADER = ("id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,"
                    "length,egocentric,charades_video\n")
 
 
 def test_charades_ego_quoted_fields_actions_and_pairs(tmp_path):
     f = write(tmp_path / "CharadesEgo_v1_train.csv", CHARADES_HEADER +
-              'AB12,S1,Kitchen,7,6,Yes,"A person opens a door, then sits.","One, two\nthree",'
+              'AB12,S1,Kitchen,7,6,Yes,"A person opens a door, then sits.",door;chair,"One, two\nthree",'
               '"c092 11.90 21.20;c147 0.00 12.60",30.5,No,XYZ9\n'
-              'AB12EGO,S1,Kitchen,7,6,Yes,"A person opens a door, then sits.",desc,c000 1.0 2.0,29.0,Yes,XYZ9\n'
-              "CD34EGO,S2,Hall,,,,script,desc,,12,Yes,QQ11\n")
+              'AB12EGO,S1,Kitchen,7,6,Yes,"A person opens a door, then sits.",door;chair,desc,c000 1.0 2.0,'
+              '29.0,Yes,XYZ9\n'
+              "CD34EGO,S2,Hall,,,,script,,desc,,12,Yes,QQ11\n")
     videos = read_charades_ego(f)
     assert [v.video_id for v in videos] == ["AB12", "AB12EGO", "CD34EGO"]
     a, b, c = videos
@@ -117,16 +119,16 @@ def test_charades_ego_quoted_fields_actions_and_pairs(tmp_path):
 def test_charades_ego_malformed_action_line_number_after_multiline_field(tmp_path):
     # the first data row spans lines 2-3 (quoted newline), so the bad row is line 4
     f = write(tmp_path / "CharadesEgo_v1_test.csv", CHARADES_HEADER +
-              'AB12,S1,K,,,,s,"two\nlines",c001 1 2,10,No,X\n'
-              "CD34,S1,K,,,,s,d,c001 1.0,10,No,X\n")
+              'AB12,S1,K,,,,s,o,"two\nlines",c001 1 2,10,No,X\n'
+              "CD34,S1,K,,,,s,o,d,c001 1.0,10,No,X\n")
     with pytest.raises(AnnotationError, match=r"CharadesEgo_v1_test\.csv:4: action 'c001 1.0'"):
         read_charades_ego(f)
 
 
 def test_charades_ego_lists_all_unknown_classes(tmp_path):
     f = write(tmp_path / "c.csv", CHARADES_HEADER +
-              "A,S,K,,,,s,d,c157 1 2;c001 0 1,10,No,X\n"
-              "B,S,K,,,,s,d,x12 1 2,10,No,X\n")
+              "A,S,K,,,,s,o,d,c157 1 2;c001 0 1,10,No,X\n"
+              "B,S,K,,,,s,o,d,x12 1 2,10,No,X\n")
     with pytest.raises(AnnotationError) as e:
         read_charades_ego(f)
     assert "2 unknown" in str(e.value) and "'c157' (first at line 2)" in str(e.value)
@@ -134,8 +136,8 @@ def test_charades_ego_lists_all_unknown_classes(tmp_path):
 
 
 def test_charades_ego_wrong_field_count(tmp_path):
-    f = write(tmp_path / "c.csv", CHARADES_HEADER + "A,S,K,,,,s,d,,10,No\n")
-    with pytest.raises(AnnotationError, match=r"c\.csv:2: expected 12 comma-separated fields"):
+    f = write(tmp_path / "c.csv", CHARADES_HEADER + "A,S,K,,,,s,o,d,,10,No\n")
+    with pytest.raises(AnnotationError, match=r"c\.csv:2: expected 13 comma-separated fields"):
         read_charades_ego(f)
 
 
@@ -163,10 +165,11 @@ def test_epic100_csv_segments(tmp_path):
 
 def test_epic100_test_timestamps_have_no_labels(tmp_path):
     f = write(tmp_path / "EPIC_100_test_timestamps.csv",
-              "narration_id,participant_id,video_id,start_timestamp,stop_timestamp,start_frame,stop_frame\n"
-              "P01_11_0,P01,P01_11,01:02:03.50,01:02:04.00,100,130\n")
+              "uid,narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,"
+              "start_frame,stop_frame\n"
+              "1924,P01_11_0,P01,P01_11,01:02:03.851,01:02:03.50,01:02:04.00,100,130\n")
     (s,) = read_epic_segments(f, 97, 300)
-    assert (s.verb_class, s.noun_class) == (-1, -1)
+    assert (s.segment_id, s.verb_class, s.noun_class) == ("P01_11_0", -1, -1)  # narration_id, not uid
     assert s.start_timestamp == pytest.approx(3723.5)
 
 

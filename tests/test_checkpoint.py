@@ -82,6 +82,24 @@ def test_release_into_fine_tuning_model(release_state):
     assert torch.all(fc.bias == 0) and fc.weight.std().item() == pytest.approx(0.01, rel=0.1)
 
 
+def test_release_into_multitask_model_keeps_kd_heads_apart(release_state):
+    # K400 release list [action 400, ego 2, object 1000] into an EPIC verb/noun model: entry 1
+    # is the Ego-Score head (it loads into the model's ego head), not the noun classifier.
+    canonical, release = release_state
+    model = build_model(
+        "slowfast_8x8_r50", {"verb": 97, "noun": 300}, ego_head=True, interaction_head=True
+    )
+    report = load_checkpoint(model, release)
+    assert report.reinitialised == ["head.projections.verb"]
+    assert report.renamed["module.head.projections.1.weight"] == "head.ego_projection.weight"
+    assert sorted(report.unexpected) == [f"head.object_projection.{p}" for p in ("bias", "weight")]
+    assert report.missing == [
+        f"head.projections.{task}.{p}" for task in ("noun", "verb") for p in ("bias", "weight")
+    ]
+    kd_and_maps = [k for k in canonical if k.startswith(("head.ego", "interaction"))]
+    assert_loaded(model, canonical, kd_and_maps)
+
+
 def test_reinit_replaces_previously_trained_classifier(release_state):
     canonical, release = release_state
     model = build_model("slowfast_8x8_r50", 157)
@@ -177,6 +195,13 @@ def test_bad_inputs_are_named(tmp_path):
         load_checkpoint(model, {"epoch": 3, "weights": [1, 2]})
     with pytest.raises(ValueError, match="no 'model_config'"):
         load_model({"model_state": model.state_dict()})
+    garbage = tmp_path / "truncated.pyth"
+    garbage.write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    for load in (lambda path: load_checkpoint(model, path), load_model):
+        with pytest.raises(ValueError, match="truncated.pyth: cannot be read"):
+            load(garbage)
+    with pytest.raises(FileNotFoundError, match="nope.pyth"):
+        load_model(tmp_path / "nope.pyth")
 
 
 def test_save_load_round_trip(tmp_path):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
 from data.crop_normalize import (
+    clips_to_device,
     crop_normalize,
     crop_normalize_reference,
     decode_jpeg_frames,
@@ -21,7 +22,7 @@ MEAN, STD = (0.45, 0.40, 0.35), (0.225, 0.25, 0.2)
 ONE_LEVEL = 1 / 255 / min(STD)
 
 
-def random_frames(seed, B, T, H, W, padding=255):
+def random_frames(seed, B, T, H, W):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (B, T, H, W, 3), generator=g, dtype=torch.uint8)
 
@@ -186,6 +187,10 @@ BAD_INPUTS = [
     ("frames rank", "frames", lambda a: a["frames"][:, 0],
      r"\[B, T, H, W, 3\] \(RGB, channels last\), got Byte \[2, 22, 24, 3\]"),
     ("frames channels", "frames", lambda a: a["frames"][..., :2], r"\[B, T, H, W, 3\]"),
+    # Past 2^24 a float32 sampling position cannot name every pixel: the last column would
+    # round up onto the padding, or past the buffer. (A stride-0 view: no memory.)
+    ("frames too wide", "frames", lambda a: a["frames"][:, :1, :1, :1].expand(2, 1, 1, 2**24 + 1, 3),
+     r"frames' height and width must be at most 2\^24 = 16777216 .*got 1x16777217"),
     ("sizes count", "sizes", lambda a: a["sizes"][:1], r"sizes must have shape \[B, 2\]"),
     ("sizes dtype", "sizes", lambda a: a["sizes"].int(), "sizes must be Long"),
     ("sizes too big", "sizes", lambda a: torch.tensor([[20, 24], [23, 19]]),
@@ -257,6 +262,23 @@ def test_decode_jpeg_frames_bad_input():
         decode_jpeg_frames(mixed)
     with pytest.raises(ValueError, match="sample 0 frame 1: expected the file's bytes"):
         decode_jpeg_frames([[encoded[0][0], [1, 2, 3], encoded[0][2]]])
+
+
+def test_clips_to_device_on_decoded_and_jpeg_batches():
+    """Both kinds of collated batch reach the op with the right frames and sizes; out_size
+    defaults to the batch's one crop size, and a batch mixing crop sizes must name it."""
+    encoded = jpeg_batch()
+    frames, sizes = decode_jpeg_frames(encoded)
+    boxes = torch.tensor([[2.0, 1.5, 20.0, 18.0], [0.5, 0.0, 21.0, 16.0]])  # 2nd past the frame
+    flip = torch.tensor([True, False])
+    expected = crop_normalize_reference(frames, sizes, boxes, flip, 12, MEAN, STD)
+    common = {"boxes": boxes, "flip": flip, "crop_size": torch.tensor([12, 12])}
+    for pixels in ({"jpeg": encoded}, {"frames": frames, "sizes": sizes}):
+        got = clips_to_device({**pixels, **common}, "cpu", mean=MEAN, std=STD)
+        assert got.shape == (2, 3, 3, 12, 12)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"mixes crop sizes \[12, 14\]; pass out_size"):
+        clips_to_device({"jpeg": encoded, **common, "crop_size": torch.tensor([12, 14])}, "cpu")
 
 
 @requires_cuda

@@ -52,3 +52,6 @@ def test_egoexo_loss_weights_and_terms():
     assert set(only_hand) == {"action", "hand_map", "loss"}
     with pytest.raises(ValueError, match="targets"):
         egoexo_loss(outputs, {**batch, "interaction_targets": torch.rand(B, 2, T, 3, 3)})
+    # A head without its target adds no term; nothing left at all is an error, not a zero loss.
+    with pytest.raises(ValueError, match="no loss term"):
+        egoexo_loss({"ego": outputs["ego"]}, {"label": batch["label"]})

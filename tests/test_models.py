@@ -8,8 +8,8 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from models import ARCHS, build_model, temporal_shift
-from models.resnet3d import STAGE_DEPTHS, TEMPORAL_KERNELS
+from models import ARCHS, ClassificationHead, build_model, temporal_shift
+from models.resnet3d import STAGE_DEPTHS, TEMPORAL_KERNELS, FuseFastToSlow
 
 # Kinetics-400 parameter counts: exact where the brief pins them, else SPEC's table (in M).
 EXACT_PARAMS = {"slow_8x8_r50": 32_454_096, "slowfast_8x8_r50": 34_566_488}
@@ -223,6 +223,30 @@ def test_pyslowfast_state_dict_names():
     assert tuple(sd["s3.pathway0_res0.branch2.a.weight"].shape) == (128, 256 + 64, 1, 1, 1)
 
 
+def test_fast_to_slow_lateral_by_hand():
+    # SlowFast 8x8's lateral: kernel 7, stride alpha=4, padding 3, so slow frame t is centred on
+    # fast frame 4t; its channels follow the slow ones. One-hot taps read the fast frames off.
+    spec = ARCHS["slowfast_8x8_r50"]
+    fuse = FuseFastToSlow(8, spec.fusion_kernel, spec.alpha).eval()
+    with torch.no_grad():
+        fuse.conv_f2s.weight.zero_()
+        for out_channel, tap in ((0, 3), (1, 0), (2, 6)):  # centre, first, last tap
+            fuse.conv_f2s.weight[out_channel, 0, tap] = 1.0
+    fast = torch.zeros(1, 8, 32, 1, 1)
+    fast[0, 0, :, 0, 0] = torch.arange(1.0, 33.0)  # fast frame f holds f + 1
+    slow = torch.randn(1, 64, 8, 1, 1)
+    with torch.no_grad():
+        fused_slow, fast_out = fuse([slow, fast])
+    assert fused_slow.shape == (1, 64 + 16, 8, 1, 1) and fast_out is fast
+    assert torch.equal(fused_slow[:, :64], slow)
+    lateral = fused_slow[0, 64:, :, 0, 0] * (1 + 1e-5) ** 0.5  # undo the eval BN's eps
+    t = torch.arange(8.0)
+    assert torch.allclose(lateral[0], 4 * t + 1)  # fast frame 4t
+    assert torch.allclose(lateral[1], torch.where(t > 0, 4 * t - 2, 0.0))  # 4t - 3, zero pad
+    assert torch.allclose(lateral[2], 4 * t + 4)  # fast frame 4t + 3
+    assert torch.all(lateral[3:] == 0)
+
+
 @pytest.mark.parametrize("arch", ["slow_8x8_r50", "slowfast_8x8_r50", "i3d_8x8_r50"])
 def test_temporal_kernels_follow_the_table(arch):
     sd = meta_model(arch, None).state_dict()
@@ -349,6 +373,24 @@ def test_feature_is_the_global_average_of_res5(slow_all_heads):
     assert torch.allclose(out["feature"], maps[0].mean(dim=(2, 3, 4)))
     fc = model.head.projections["action"]
     assert torch.allclose(out["action"], fc(out["feature"]), atol=1e-4)  # eval: no dropout
+
+
+def test_two_pathway_feature_is_slow_then_fast_by_hand():
+    # PySlowFast concatenates the pooled pathways slow first; a released 2304-wide projection
+    # only means the same thing if the order matches. Slow map 2 x 2 x 2 (T x H x W) per channel,
+    # fast map 8 x 1 x 1 per channel, with hand-computable means.
+    head = ClassificationHead((3, 2), {"action": 1}, ego_head=True, dropout=0.0)
+    slow = torch.arange(3.0).view(1, 3, 1, 1, 1).expand(1, 3, 2, 2, 2).clone()
+    slow[0, :, 0, 0, 0] += 8.0  # one of the 8 cells per channel: mean + 1
+    fast = torch.zeros(1, 2, 8, 1, 1)
+    fast[0, 0, 3] = 4.0  # mean 0.5
+    fast[0, 1] = -1.0
+    with torch.no_grad():
+        out = head([slow, fast])
+        assert out["feature"].tolist() == [[1.0, 2.0, 3.0, 0.5, -1.0]]
+        fc = head.projections["action"]
+        assert torch.allclose(out["action"], out["feature"] @ fc.weight.T + fc.bias)
+        assert torch.allclose(out["ego"], head.ego_projection(out["feature"]))
 
 
 def test_bad_arguments_are_named():

@@ -2,8 +2,10 @@
 the detection files carry the true boxes (plus droppable distractors), and the CLI and the
 corruption helper work."""
 
+import csv
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +13,8 @@ import pytest
 from data.annotations import (read_charades_ego, read_epic_segments, read_epic_tail_classes,
                               read_epic_unseen_participants, read_kinetics_csv, read_kinetics_list,
                               read_ssv2_labels, read_ssv2_split)
-from data.synthetic import (MOTIONS, PALETTE, SKIN, corrupt_video, main, make_charades_ego, make_kinetics,
-                            render_interaction)
+from data.synthetic import (MOTIONS, PALETTE, SKIN, corrupt_video, main, make_charades_ego, make_epic100,
+                            make_kinetics, render_interaction)
 from data.teacher_targets import clip_detections, detections_path, load_detections
 from data.video import VideoError, decode_frames, probe_video, read_frame_folder
 
@@ -104,6 +106,20 @@ def test_charades_ego_files_and_frame_folders(tmp_path):
     assert read_frame_folder([os.path.join(folder, "TR000EGO-000024.jpg")]).shape == (1, 96, 128, 3)
 
 
+def test_generated_csv_headers_are_the_released_ones(tmp_path):
+    # As released: CharadesEgo_v1_*.csv has Charades' `objects` column after `script` (13
+    # columns); EPIC_100_test_timestamps.csv keeps `narration_timestamp`.
+    c = make_charades_ego(str(tmp_path / "c"), train_pairs=1, test_pairs=1, num_frames=4, as_frames=True)
+    with open(c["csv"]["train"], newline="") as f:
+        assert next(csv.reader(f)) == ["id", "subject", "scene", "quality", "relevance", "verified", "script",
+                                       "objects", "descriptions", "actions", "length", "egocentric",
+                                       "charades_video"]
+    e = make_epic100(str(tmp_path / "e"), size=(32, 32), segment_frames=2, gap_frames=1, segments_per_video=1)
+    with open(e["csv"]["test"], newline="") as f:
+        assert next(csv.reader(f)) == ["narration_id", "participant_id", "video_id", "narration_timestamp",
+                                       "start_timestamp", "stop_timestamp", "start_frame", "stop_frame"]
+
+
 def test_cli_writes_every_dataset(tmp_path, capsys):
     main(["--out", str(tmp_path), "--dataset", "all"])
     printed = capsys.readouterr().out
@@ -132,7 +148,7 @@ def test_cli_writes_every_dataset(tmp_path, capsys):
 def test_corrupt_video_breaks_decoding(kinetics, tmp_path, mode):
     source = next(iter(kinetics["paths"].values()))
     broken = tmp_path / "broken.mp4"
-    broken.write_bytes(open(source, "rb").read())
+    broken.write_bytes(Path(source).read_bytes())
     corrupt_video(str(broken), mode)
     with pytest.raises(VideoError, match="broken.mp4"):
         decode_frames(broken, list(range(20)))

@@ -3,6 +3,7 @@ detections mapping on hand-worked cases."""
 
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,14 @@ def test_scores_round_trip_with_metadata(tmp_path):
     assert loaded.missing(["a", "x", "y"]) == ["x", "y"]
     with pytest.raises(TeacherTargetError, match="holds 'ego' teacher scores, expected 'object'"):
         load_teacher_scores(tmp_path / "ego.pt", teacher="object")
+
+
+@pytest.mark.parametrize("key, value", [("clips", np.int64(2)), ("source", Path("k400.csv"))])
+def test_metadata_the_reader_cannot_load_is_refused_at_write_time(tmp_path, key, value):
+    # the reader loads with weights_only=True: a numpy scalar or a Path would make the file unreadable
+    with pytest.raises(TeacherTargetError, match=rf"ego\.pt: metadata {key!r} .*{type(value).__name__}"):
+        save_teacher_scores(tmp_path / "ego.pt", "ego", ["a", "b"], ego_scores(2), **{key: value})
+    assert not (tmp_path / "ego.pt").exists()
 
 
 def test_object_scores_need_1000_classes(tmp_path):

@@ -2,6 +2,7 @@
 rotation, frame folders, JPEG header sizes, writing."""
 
 import re
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -135,14 +136,37 @@ def test_seek_that_lands_after_the_target_backs_off(videos):
     np.testing.assert_array_equal(got, reference[[30, 31]])
 
 
-def test_wrong_uniform_grid_falls_back_to_the_real_timestamps(videos, monkeypatch):
+@pytest.mark.parametrize("first_wrong", [0, 21])
+def test_wrong_uniform_grid_falls_back_to_the_real_timestamps(videos, monkeypatch, first_wrong):
+    # The guess goes off-grid from frame `first_wrong` on. Decoding from the keyframe before
+    # frame 18 finds that out mid-file; the packet scan that follows must still list the whole
+    # stream, not start where decoding left the demuxer.
     path = videos["cfr_bframes.mp4"]
     reference = sequential_decode(path)
     real = video._uniform_grid_pts
-    monkeypatch.setattr(video, "_uniform_grid_pts", lambda stream: real(stream) + 7)  # off-grid guess
+
+    def off_grid(stream):
+        grid = real(stream)
+        grid[first_wrong:] += 7
+        return grid
+
+    monkeypatch.setattr(video, "_uniform_grid_pts", off_grid)
     with VideoReader(path) as reader:
-        np.testing.assert_array_equal(reader.decode([2, 50, 50]), reference[[2, 50, 50]])
+        np.testing.assert_array_equal(reader.decode([18, 25, 50, 50]), reference[[18, 25, 50, 50]])
         assert reader._scanned
+
+
+@pytest.mark.parametrize("name", ["cfr_bframes.mp4", "cfr.webm"])  # table from the MOV index / a packet scan
+def test_a_listed_frame_that_never_decodes_is_noticed_between_targets(videos, name):
+    # A table entry with no decoded frame behind it (a packet that decodes to nothing, a hole in
+    # the grid) between two wanted frames shifts every later index by one; the decoder must notice
+    # the missing pts rather than return the frame after the wanted one.
+    path = videos[name]
+    reference = sequential_decode(path)
+    with VideoReader(path) as reader:
+        table = reader._pts
+        reader._pts = np.insert(table, 21, (table[20] + table[21]) // 2)
+        np.testing.assert_array_equal(reader.decode([18, 25]), reference[[18, 25]])
 
 
 def test_without_usable_timestamps_frames_are_counted_in_decode_order(videos, monkeypatch):
@@ -238,6 +262,51 @@ def test_broken_inputs_raise_video_error_naming_the_file(tmp_path, videos, capfd
             with VideoReader(path) as reader:
                 reader.decode([N - 1])
     assert capfd.readouterr().err == ""  # FFmpeg's log stays quiet
+
+
+def _write_webm_with_audio(path: str, frames: np.ndarray, fps: int, audio_seconds: float) -> None:
+    """VP9 video plus a silent mono Opus track of `audio_seconds`, muxed in time order."""
+    rate, chunk = 48000, 960  # 20 ms Opus frames
+    with av.open(path, "w") as c:
+        video_stream = c.add_stream("libvpx-vp9", rate=fps)
+        video_stream.width, video_stream.height, video_stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        video_stream.options = {"crf": "10", "b:v": "0", "cpu-used": "8", "deadline": "realtime"}
+        audio_stream = c.add_stream("libopus", rate=rate)
+        audio_stream.format, audio_stream.layout = "s16", "mono"
+        chunks = int(audio_seconds * rate) // chunk
+        events = [(i / fps, "v", i) for i in range(len(frames))] + [(k * chunk / rate, "a", k) for k in range(chunks)]
+        for _, kind, i in sorted(events):
+            if kind == "v":
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, fps)
+                c.mux(video_stream.encode(frame))
+            else:
+                samples = av.AudioFrame.from_ndarray(np.zeros((1, chunk), np.int16), format="s16", layout="mono")
+                samples.sample_rate, samples.pts, samples.time_base = rate, i * chunk, Fraction(1, rate)
+                c.mux(audio_stream.encode(samples))
+        c.mux(video_stream.encode(None))
+        c.mux(audio_stream.encode(None))
+
+
+def test_audio_outlasting_the_video_is_not_truncation(tmp_path):
+    # The header's duration is the longest stream's: 3 s of audio over 1 s of video is a valid
+    # file (video and audio of web videos often end apart), not a cut one.
+    path = str(tmp_path / "long_audio.webm")
+    frames = indexed_frames(25)
+    _write_webm_with_audio(path, frames, 25, audio_seconds=3.0)
+    with av.open(path) as c:
+        assert c.duration / 1e6 == pytest.approx(3.0, abs=0.1)
+    assert probe_video(path).num_frames == 25
+    assert index_codes(decode_frames(path, [0, 12, 24])).tolist() == [0, 12, 24]
+    # A file with audio that is cut short still is truncated: every stream stops at the cut.
+    whole = str(tmp_path / "with_audio.webm")
+    _write_webm_with_audio(whole, indexed_frames(75), 25, audio_seconds=3.0)
+    assert probe_video(whole).num_frames == 75
+    data = open(whole, "rb").read()
+    cut = tmp_path / "with_audio_cut.webm"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match=r"with_audio_cut\.webm: truncated"):
+        probe_video(str(cut))
 
 
 def test_corrupt_bytes_inside_the_stream(tmp_path, videos):
