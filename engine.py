@@ -64,11 +64,13 @@ def train_one_epoch(
     log: Callable[[str], None],
     log_every: int,
     on_step: Callable[[int], None] | None = None,
+    extra_key: str | None = None,
 ) -> dict:
     """Trains over `loader` (which already skips the first `start_step` batches of the epoch).
 
     loss_fn(outputs, batch) returns the loss terms with their sum under "loss". After each
-    step `on_step(step_done)` runs (checkpointing). Returns the epoch's mean loss terms and the
+    step `on_step(step_done)` runs (checkpointing). `extra_key`: a batch key passed to the
+    model as extra_features (supp. Table S4 "append"). Returns the epoch's mean loss terms and the
     samples that failed to load and were replaced (SPEC: counted, never silent)."""
     model.train()
     sums: dict[str, float] = defaultdict(float)
@@ -79,8 +81,9 @@ def train_one_epoch(
         for group in optimizer.param_groups:
             group["lr"] = lr
         inputs = model_inputs(batch, model, device)
+        extra = batch[extra_key].to(device, non_blocking=True) if extra_key else None
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            outputs = model(inputs)
+            outputs = model(inputs, extra)
         terms = loss_fn(outputs, batch)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -105,25 +108,32 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, *, device: torch.device, autocast_dtype: torch.dtype | None,
-             tasks: list[str], aggregate: str = "mean", activation: str = "softmax") -> dict:
+             tasks: list[str], aggregate: str = "mean", activation: str = "softmax",
+             extra_key: str | None = None) -> dict | None:
     """Scores every view, then combines each video's views: the mean (Kinetics, EPIC, SSv2) or
     the max (Charades-Ego) of softmax/sigmoid scores, SPEC section 4.
 
-    Returns {"video_ids": [...], "scores": {task: float [N, K]}, "labels": [...] (per video, as
-    the dataset gives them), "views": views scored, "errors": [(video_id, view, message)]}.
-    Under torch.distributed the ranks' shares are gathered, so every rank returns the whole set."""
+    Runs the unwrapped network: a DDP forward would broadcast buffers, a collective that a rank
+    whose shard has no loadable clip never joins. Give each rank whole videos
+    (plumbing.video_shard); under torch.distributed the shares are gathered to rank 0, which
+    returns {"video_ids": [...] sorted, "scores": {task: float [N, K]}, "labels": [...] (per
+    video, as the dataset gives them), "views": views scored, "errors": [(video_id, view,
+    message)]}; the other ranks return None. `extra_key`: a batch key passed to the model as
+    extra_features (supp. Table S4 "append")."""
     if aggregate not in ("mean", "max") or activation not in ("softmax", "sigmoid"):
         raise ValueError(f"evaluate: aggregate must be mean|max and activation softmax|sigmoid, got "
                          f"{aggregate!r}, {activation!r}")
-    model.eval()
+    net = unwrap(model)
+    net.eval()
     per_video: dict[str, dict] = {}
     errors = []
     for batch in loader:
         errors.extend(batch["errors"])
         if not batch["video_id"]:
             continue
+        extra = batch[extra_key].to(device) if extra_key else None
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            outputs = model(model_inputs(batch, model, device))
+            outputs = net(model_inputs(batch, net, device), extra)
         scores = {t: (outputs[t].float().softmax(-1) if activation == "softmax" else outputs[t].float().sigmoid()).cpu()
                   for t in tasks}
         labels = batch["label"]
@@ -136,12 +146,14 @@ def evaluate(model: torch.nn.Module, loader, *, device: torch.device, autocast_d
                 entry["scores"][t] = s if old is None else (old + s if aggregate == "mean" else torch.maximum(old, s))
             entry["views"] += 1
     if dist.is_available() and dist.is_initialized():
-        shards = [None] * dist.get_world_size()
-        dist.all_gather_object(shards, (per_video, errors))
+        shards = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+        dist.gather_object((per_video, errors), shards, dst=0)
+        if dist.get_rank() != 0:
+            return None
         per_video, errors = {}, []
         for videos, errs in shards:
-            for video_id, entry in videos.items():  # a video's views may sit on several ranks
-                if video_id not in per_video:
+            for video_id, entry in videos.items():  # a video's views sit on several ranks only
+                if video_id not in per_video:      # when the sampler split it
                     per_video[video_id] = entry
                     continue
                 mine = per_video[video_id]

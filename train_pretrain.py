@@ -7,8 +7,8 @@ One process (CPU or one GPU):
 The paper's 64 GPUs:
     torchrun --nnodes 8 --nproc-per-node 8 train_pretrain.py --train_list=... --detections=...
 
-Every setting below is a plain Python default; override any of them as --name=value (Python
-literals: --epochs=5, --w_ego=0.0, --dropout=0.5). Ablations are weights: Third-only is
+Every setting below is a plain Python default; override any of them as --name=value, typed
+against the default (--epochs=5, --w_ego=0, --resume=false; plumbing.py); --help lists them. Ablations are weights: Third-only is
 --w_ego=0 --w_object=0 --w_hand_map=0 --w_object_map=0 --dropout=0.5; Hand-Map only is
 --w_ego=0 --w_object=0 --w_object_map=0; and so on. A head is built only when its term is on
 and its targets are given.
@@ -18,7 +18,6 @@ With no --train_list the script runs the embedded demo: it writes a small genera
 CPU at small sizes (DEMO below). A run that is killed resumes from out_dir/last.pyth, at the
 batch where it stopped.
 """
-import ast
 import os
 import sys
 import time
@@ -27,8 +26,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+import plumbing
 from data.collate import collate_clips
-from data.annotations import kinetics_csv_class_names
+from data.annotations import kinetics_csv_class_names, read_class_names
 from data.datasets import KineticsDataset
 from data.sampler import ResumableSampler
 from data.transforms import ClipSampling
@@ -36,49 +36,49 @@ from engine import cosine_lr, evaluate, param_groups, topk_accuracy, train_one_e
 from losses.distillation import LossWeights, egoexo_loss
 from losses.interaction_map import batch_interaction_targets
 from models import build_model
-from models.checkpoint import load_model, save_checkpoint
+from models.checkpoint import save_checkpoint
 
 # ----------------------------------------------------------------------------- settings
 arch = "slowfast_8x8_r50"  # models/resnet3d.py ARCHS
 # Kinetics: a PySlowFast list (`path label`) or the official CSV (`label,youtube_id,...`).
 train_list = None  # None: the embedded demo
-val_list = None
-video_root = ""
+val_list = None  # validation list/CSV in the same format; None: no evaluation
+video_root = ""  # folder that relative video paths are joined to
 class_names = None  # official CSV: class-names file; None = the training CSV's sorted names
-num_classes = 400
+num_classes = 400  # classes of the action head (checked against the class map)
 # Teacher targets (data/teacher_targets.py formats; score_teachers.py writes them).
 ego_scores = None  # Ego-Score file (log-probs, 2 per video)
 object_scores = None  # Object-Score file (log-probs, 1000 per video)
 detections = None  # folder of per-video 100DOH-style detection pickles
-detection_threshold = 0.5
+detection_threshold = 0.5  # keep boxes with score >= this (SPEC section 1)
 # Loss (SPEC section 3).
-w_action, w_ego, w_object, w_hand_map, w_object_map = 0.5, 0.1, 0.5, 1.0, 1.0
-kd_temperature = 1.0
+w_action, w_ego, w_object, w_hand_map, w_object_map = 0.5, 0.1, 0.5, 1.0, 1.0  # loss weights; 0 turns a term off
+kd_temperature = 1.0  # T of the KD terms
 hard_maps = False  # write 1.0 instead of the box confidence
 drop_outside_boxes = False  # the release clips boxes outside the crop onto its border
 dropout = 0.0  # 0.5 for the Third-only baseline
 # Clips (SPEC section 4); clip length and stride come from the arch.
-min_size, max_size, crop_size = 256, 320, 224
-test_size, num_clips, num_crops = 256, 10, 3
+min_size, max_size, crop_size = 256, 320, 224  # training short-side jitter range and crop
+test_size, num_clips, num_crops = 256, 10, 3  # test short side = crop, windows x crops per video
 # Optimisation: sync SGD, LR 0.8 for 64 GPUs x 8 clips, scaled linearly with the global batch.
-epochs = 200
+epochs = 200  # training epochs
 batch_size = 8  # clips per process
-base_lr = 0.8
-base_lr_batch = 512
-warmup_epochs = 34.0
+base_lr = 0.8  # peak LR at base_lr_batch clips; scaled linearly to the global batch
+base_lr_batch = 512  # global batch that base_lr belongs to
+warmup_epochs = 34.0  # linear warm-up, then cosine
 warmup_start_factor = 0.1  # warm-up from 0.08 at the reference batch
-momentum = 0.9
-weight_decay = 1e-4
+momentum = 0.9  # SGD momentum (Nesterov)
+weight_decay = 1e-4  # not applied to BatchNorm
 # System.
-device = "cuda" if torch.cuda.is_available() else "cpu"
+device = "cuda" if torch.cuda.is_available() else "cpu"  # cuda or cpu; torchrun: cuda:LOCAL_RANK
 bf16 = True  # autocast to bfloat16 on CUDA
-num_workers = 8
-out_dir = "runs/pretrain"
-resume = True
-log_every = 20
+num_workers = 8  # DataLoader worker processes per process
+out_dir = "runs/pretrain"  # checkpoints (last.pyth, final.pyth) and log.txt
+resume = True  # continue from out_dir/last.pyth when it exists
+log_every = 20  # steps between progress lines
 checkpoint_every = 1000  # steps; and at every epoch's end
 eval_every = 10  # epochs; and after the last
-seed = 0
+seed = 0  # data order and augmentation
 
 # The embedded demo: generated data, small clips, a few epochs on the CPU.
 DEMO = dict(min_size=64, max_size=80, crop_size=64, test_size=64, num_clips=2, num_crops=1,
@@ -86,50 +86,17 @@ DEMO = dict(min_size=64, max_size=80, crop_size=64, test_size=64, num_clips=2, n
             log_every=4, checkpoint_every=4, eval_every=5, arch="slow_8x8_r50")
 
 # ----------------------------------------------------------------------------- overrides
-settings = [k for k, v in list(globals().items()) if not k.startswith("_") and k.islower()
-            and isinstance(v, (int, float, bool, str, type(None)))]
-
-
-def apply_overrides(argv: list[str]) -> dict:
-    given = {}
-    for arg in argv:
-        key, eq, text = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or not eq or key not in settings:
-            sys.exit(f"train_pretrain.py: bad argument {arg!r}; use --name=value with a name from: "
-                     + ", ".join(settings))
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # a bare string such as a path
-        given[key] = value
-    return given
-
-
-overrides = apply_overrides(sys.argv[1:])
-if overrides.get("train_list", train_list) is None:
-    globals().update({k: v for k, v in DEMO.items() if k not in overrides})
-globals().update(overrides)
-config = {k: globals()[k] for k in settings}
+settings = plumbing.parse_settings(__file__, globals(), sys.argv[1:],
+                                   fallback=lambda s: DEMO if s["train_list"] is None else None)
+globals().update(settings)
+config = dict(settings)
 
 # ----------------------------------------------------------------------------- processes
-ddp = "RANK" in os.environ
-if ddp:
-    dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    if device == "cuda":
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-else:
-    rank, world_size = 0, 1
-is_main = rank == 0
-device = torch.device(device)
+procs = plumbing.init_processes(device)
+rank, world_size, ddp, is_main, device = procs.rank, procs.world_size, procs.ddp, procs.is_main, procs.device
 autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
 torch.manual_seed(seed + rank)
-
-
-def log(message: str) -> None:
-    if is_main:
-        print(message, flush=True)
+log = plumbing.make_log(procs, out_dir)
 
 
 # ----------------------------------------------------------------------------- data and model
@@ -163,8 +130,14 @@ def _is_official_csv(path: str) -> bool:
         return f.readline().startswith("label,youtube_id")
 
 
-if class_names is None and _is_official_csv(train_list):
-    class_names = kinetics_csv_class_names(train_list)  # validation uses the training set's map
+if _is_official_csv(train_list):
+    if class_names is None:
+        class_names = kinetics_csv_class_names(train_list)  # validation uses the training set's map
+    names = read_class_names(class_names) if isinstance(class_names, str) else class_names
+    if len(names) != num_classes:
+        sys.exit(f"train_pretrain.py: the class map has {len(names)} classes "
+                 f"({class_names if isinstance(class_names, str) else 'the training CSV'}) but --num_classes={num_classes}")
+    class_names = names
 
 
 def kinetics(path: str, training: bool) -> KineticsDataset:
@@ -193,11 +166,7 @@ optimizer = torch.optim.SGD(param_groups(model, weight_decay), lr=lr_peak, momen
 start_epoch, start_step = 0, 0
 last_path = os.path.join(out_dir, "last.pyth")
 if resume and os.path.isfile(last_path):
-    restored, ckpt = load_model(last_path)
-    model.load_state_dict(restored.state_dict())
-    optimizer.load_state_dict(ckpt["optimizer_state"])
-    start_epoch, start_step = ckpt["epoch"], ckpt["step"]
-    torch.set_rng_state(ckpt["rng_state"])
+    start_epoch, start_step = plumbing.restore_training_state(last_path, model, optimizer)
     log(f"resumed from {last_path}: epoch {start_epoch}, step {start_step}")
 if ddp:
     model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -224,17 +193,18 @@ def save(epoch: int, step: int) -> None:
     if step == steps_per_epoch:
         epoch, step = epoch + 1, 0
     if is_main:
-        save_checkpoint(last_path, unwrap(model), optimizer_state=optimizer.state_dict(), epoch=epoch, step=step,
-                        rng_state=torch.get_rng_state(), config=config)
+        plumbing.save_training_state(last_path, unwrap(model), optimizer, epoch=epoch, step=step, config=config)
 
 
 def run_evaluation(epoch: int) -> None:
     if not val_list:
         return
     val_set = kinetics(val_list, training=False)
-    shard = list(range(len(val_set)))[rank::world_size]
+    shard = plumbing.video_shard(len(val_set.videos), val_set.num_views, procs)
     loader = DataLoader(val_set, batch_size=batch_size, sampler=shard, **loader_args)
     result = evaluate(model, loader, device=device, autocast_dtype=autocast_dtype, tasks=["action"])
+    if result is None:  # not rank 0: its share went to rank 0
+        return
     if result["video_ids"]:
         labels = torch.stack([torch.as_tensor(label) for label in result["labels"]])
         acc = topk_accuracy(result["scores"]["action"], labels, ks=(1, 5))
@@ -272,5 +242,4 @@ for epoch in range(start_epoch, epochs):
 if is_main:
     save_checkpoint(os.path.join(out_dir, "final.pyth"), unwrap(model), config=config)
     log(f"saved {os.path.join(out_dir, 'final.pyth')}")
-if ddp:
-    dist.destroy_process_group()
+plumbing.close_processes(procs)

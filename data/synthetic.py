@@ -403,24 +403,29 @@ def _make_epic(root: str, version: int, videos: dict[str, list[str]], segments_p
                rng: np.random.Generator) -> dict:
     """Render EPIC-like first-person videos (one kitchen background each) made of labelled
     segments, each after an idle gap where the hand is alone; returns per-split rows and truth.
-    Frame numbers in the CSVs are 1-based."""
-    out = {"root": root, "fps": fps, "segments": {}, "paths": {}, "rows": {}}
+    Frame numbers in the CSVs are 1-based; `detections/<video_id>.pkl` holds the true hand and object
+    boxes of every frame (0-based decoded frame numbers, 100DOH layout) for Ego-Exo* fine-tuning."""
+    out = {"root": root, "fps": fps, "segments": {}, "paths": {}, "rows": {},
+           "detections": os.path.join(root, "detections")}
     counter = 0
     for split, video_ids in videos.items():
         out["rows"][split] = []
         for video_id in video_ids:
             participant = video_id.split("_")[0]
-            clips, segs = [], []
+            clips, segs, hands, objects = [], [], [], []
             frame = 1
             kitchen = _background(rng, size[0] + 16, size[1] + 16)  # margin of render_interaction's shake=2
             for _ in range(segments_per_video):
                 verb = int(rng.integers(len(EPIC_VERBS)))
                 noun = int(rng.integers(len(EPIC_NOUNS)))
-                gap, _, _ = render_interaction("still", gap_frames, size, rng, hand_scale=1.8, shake=2,
-                                               background=kitchen, with_object=False)
-                seg, _, _ = render_interaction(EPIC_VERBS[verb][1], segment_frames, size, rng,
-                                               colour=PALETTE[noun], hand_scale=1.8, shake=2, background=kitchen)
+                gap, gap_hands, gap_objects = render_interaction("still", gap_frames, size, rng, hand_scale=1.8,
+                                                                 shake=2, background=kitchen, with_object=False)
+                seg, seg_hands, seg_objects = render_interaction(EPIC_VERBS[verb][1], segment_frames, size, rng,
+                                                                 colour=PALETTE[noun], hand_scale=1.8, shake=2,
+                                                                 background=kitchen)
                 clips += [gap, seg]
+                hands += [gap_hands, seg_hands]
+                objects += [gap_objects, seg_objects]
                 start, stop = frame + gap_frames, frame + gap_frames + segment_frames - 1
                 segs.append((start, stop, verb, noun))
                 frame = stop + 1
@@ -433,6 +438,10 @@ def _make_epic(root: str, version: int, videos: dict[str, list[str]], segments_p
                 path = os.path.join(root, participant, "rgb_frames", video_id)
                 write_frame_folder(path, frames, "frame_{:010d}.jpg")
             out["paths"][video_id] = path
+            # Detections of the whole recording (Ego-Exo* fine-tuning), from their own rng so
+            # the rendered data does not depend on them.
+            write_interaction_detections(os.path.join(root, "detections", video_id + ".pkl"), np.concatenate(hands),
+                                         np.concatenate(objects), size, np.random.default_rng(len(out["paths"])))
             for k, (start, stop, verb, noun) in enumerate(segs):
                 segment_id = f"{video_id}_{k}" if version == 100 else str(counter)
                 counter += 1

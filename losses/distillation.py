@@ -55,18 +55,25 @@ def egoexo_loss(outputs: dict, batch: dict, weights: LossWeights = LossWeights()
     if weights.object and "object" in outputs and "object_score" in batch:
         terms["object"] = weights.object * kd_loss(outputs["object"], batch["object_score"], temperature)
     if "interaction" in outputs and "interaction_targets" in batch:
-        logits, targets = outputs["interaction"].float(), batch["interaction_targets"]
-        if logits.shape != targets.shape:
-            raise ValueError(f"interaction logits {tuple(logits.shape)} vs targets "
-                             f"{tuple(targets.shape)}: build the targets at the head's T and S")
-        # Mean over all B·T·S·S cells of each map.
-        if weights.hand_map:
-            terms["hand_map"] = weights.hand_map * F.binary_cross_entropy_with_logits(
-                logits[:, 0], targets[:, 0])
-        if weights.object_map:
-            terms["object_map"] = weights.object_map * F.binary_cross_entropy_with_logits(
-                logits[:, 1], targets[:, 1])
+        terms.update(interaction_map_terms(outputs["interaction"], batch["interaction_targets"],
+                                           weights.hand_map, weights.object_map))
     if not terms:
         raise ValueError("egoexo_loss: no loss term has both an output and a target")
     terms["loss"] = torch.stack(list(terms.values())).sum()
+    return terms
+
+
+def interaction_map_terms(logits: torch.Tensor, targets: torch.Tensor, w_hand: float,
+                          w_object: float) -> dict[str, torch.Tensor]:
+    """The weighted Hand-Map and Object-Map BCE terms (mean over all B·T·S·S cells of each
+    map); a term with weight 0 is left out. logits/targets: B×2×T×S×S, channel 0 hands."""
+    logits = logits.float()
+    if logits.shape != targets.shape:
+        raise ValueError(f"interaction logits {tuple(logits.shape)} vs targets "
+                         f"{tuple(targets.shape)}: build the targets at the head's T and S")
+    terms = {}
+    if w_hand:
+        terms["hand_map"] = w_hand * F.binary_cross_entropy_with_logits(logits[:, 0], targets[:, 0])
+    if w_object:
+        terms["object_map"] = w_object * F.binary_cross_entropy_with_logits(logits[:, 1], targets[:, 1])
     return terms

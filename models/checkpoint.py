@@ -5,7 +5,10 @@ Accepted inputs of `load_checkpoint`:
 
 * a PySlowFast or Ego-Exo `.pyth` file (a dict whose `model_state` is the state dict);
 * this project's checkpoints (`save_checkpoint`: `model_state` + `model_config` + extras);
-* a plain state dict, or a path to one.
+* a plain state dict, or a path to one;
+* a PySlowFast Caffe2 zoo `.pkl` (`{"blobs": {c2 name: array}}`), whose blob names are
+  converted to PySlowFast's (`caffe2_to_pyslowfast`); a pickle runs code when it is read, so
+  it loads only with `trusted=True`.
 
 Backbone keys are PySlowFast's and load as they are. Head names are mapped onto this project's
 canonical layout (see models/heads.py):
@@ -25,13 +28,16 @@ canonical layout (see models/heads.py):
     headobjhead.*                         -> handobjhead.* (older Ego-Exo spelling, then as above)
 
 A head whose shape differs from the model's (a new dataset's classes) is re-initialised and
-reported; a backbone shape mismatch is an error (wrong arch). BatchNorm `num_batches_tracked`
+reported; a backbone shape mismatch is an error (wrong arch), and so are backbone keys that
+the checkpoint lacks or the model does not have (foreign key names would otherwise load
+nothing and leave random weights), unless `allow_partial=True`. BatchNorm `num_batches_tracked`
 counters are not reported as missing: they are bookkeeping, not weights.
 """
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,7 +88,7 @@ class InflationReport:
 # ---- reading ------------------------------------------------------------------------------
 
 
-def _load_file(path: str | os.PathLike, trusted: bool = False) -> tuple[object, str]:
+def load_file(path: str | os.PathLike, trusted: bool = False) -> tuple[object, str]:
     """torch.load a checkpoint file on the CPU; returns (object, path for messages).
 
     `trusted=True` lets torch.load unpickle arbitrary objects (only for files you trust);
@@ -103,9 +109,11 @@ def read_state_dict(
     path_or_state: str | os.PathLike | Mapping, *, trusted: bool = False
 ) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict inside a checkpoint file / dict, and a name for messages (see
-    `_load_file` for `trusted`)."""
+    `load_file` for `trusted`)."""
+    if isinstance(path_or_state, (str, os.PathLike)) and os.fspath(path_or_state).endswith(".pkl"):
+        return read_caffe2_pickle(path_or_state, trusted=trusted)
     if isinstance(path_or_state, (str, os.PathLike)):
-        obj, source = _load_file(path_or_state, trusted)
+        obj, source = load_file(path_or_state, trusted)
     else:
         source, obj = "<state dict>", path_or_state
     if not isinstance(obj, Mapping):
@@ -122,6 +130,69 @@ def read_state_dict(
     if not isinstance(state, Mapping):
         raise ValueError(f"{source}: 'model_state' is a {type(state).__name__}, expected a dict")
     return dict(state), source
+
+
+# Caffe2 blob name -> PySlowFast name, tried in order (the first match wins). Pathway 1 (fast)
+# blobs carry a `t_` prefix; the Fast->Slow laterals are named after the fast block they leave.
+# BatchNorm blobs: _s scale, _b bias, _rm running mean, _riv running variance.
+_C2_RULES = (
+    (r"t_pool1_subsample_bn_(s|b|rm|riv)", r"s1_fuse.bn.\1"),
+    (r"t_pool1_subsample_(w|b)", r"s1_fuse.conv_f2s.\1"),
+    (r"t_res(\d)_\d+_branch2c_bn_subsample_bn_(s|b|rm|riv)", r"s\1_fuse.bn.\2"),
+    (r"t_res(\d)_\d+_branch2c_bn_subsample_(w|b)", r"s\1_fuse.conv_f2s.\2"),
+    (r"(t_)?conv1_(w|b)", r"s1.pathway{p}_stem.conv.\2"),
+    (r"(t_)?res_conv1_bn_(s|b|rm|riv)", r"s1.pathway{p}_stem.bn.\2"),
+    (r"(t_)?res(\d)_(\d+)_branch2([abc])_bn_(s|b|rm|riv)", r"s\2.pathway{p}_res\3.branch2.\4_bn.\5"),
+    (r"(t_)?res(\d)_(\d+)_branch2([abc])_(w|b)", r"s\2.pathway{p}_res\3.branch2.\4.\5"),
+    (r"(t_)?res(\d)_(\d+)_branch1_bn_(s|b|rm|riv)", r"s\2.pathway{p}_res\3.branch1_bn.\4"),
+    (r"(t_)?res(\d)_(\d+)_branch1_(w|b)", r"s\2.pathway{p}_res\3.branch1.\4"),
+    (r"pred_(w|b)", r"head.projection.\1"),
+)
+_C2_PARAM = {"w": "weight", "b": "bias", "s": "weight", "rm": "running_mean", "riv": "running_var"}
+# Solver state and bookkeeping in the zoo files, not weights.
+_C2_SKIP = re.compile(r".*_momentum$|^lr$|^model_iter$|.*_(rm|riv)_momentum$")
+
+
+def caffe2_to_pyslowfast(blobs: Mapping[str, object], source: str = "<blobs>") -> dict[str, torch.Tensor]:
+    """A Caffe2 zoo file's blobs renamed to PySlowFast state-dict keys (numpy -> tensors).
+    A blob that no rule names is an error listing them, so a file of another layout is never
+    half-loaded in silence."""
+    out, unknown = {}, []
+    for name, value in blobs.items():
+        if _C2_SKIP.match(name):
+            continue
+        for pattern, template in _C2_RULES:
+            m = re.fullmatch(pattern, name)
+            if m is None:
+                continue
+            pathway = 1 if name.startswith("t_") else 0
+            key = m.expand(template.replace("{p}", str(pathway)))
+            stem, _, param = key.rpartition(".")
+            out[f"{stem}.{_C2_PARAM[param]}"] = torch.as_tensor(value).clone()
+            break
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ValueError(f"{source}: {len(unknown)} Caffe2 blob(s) with no PySlowFast name: {sorted(unknown)[:20]}")
+    return out
+
+
+def read_caffe2_pickle(path: str | os.PathLike, *, trusted: bool = False) -> tuple[dict[str, torch.Tensor], str]:
+    """(state dict, path) of a PySlowFast Caffe2 zoo `.pkl` (a pickled `{"blobs": {...}}`)."""
+    source = os.fspath(path)
+    if not trusted:
+        raise ValueError(f"{source}: a Caffe2 .pkl is a pickle, and reading a pickle runs the code it holds; "
+                         f"pass trusted=True (train_finetune.py --trust_pickle=true) for a file you trust")
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f"checkpoint not found: {source}")
+    try:
+        with open(source, "rb") as f:
+            blob = pickle.load(f, encoding="latin1")  # Python-2 pickles of numpy arrays
+    except Exception as e:  # pickle raises many types for a bad file; all mean "unreadable"
+        raise ValueError(f"{source}: not a readable Caffe2 pickle ({e})") from e
+    if not isinstance(blob, Mapping) or not isinstance(blob.get("blobs"), Mapping):
+        raise ValueError(f"{source}: expected a pickled dict with a 'blobs' dict (PySlowFast Caffe2 zoo layout)")
+    return caffe2_to_pyslowfast(blob["blobs"], source), source
 
 
 # ---- key mapping --------------------------------------------------------------------------
@@ -207,11 +278,14 @@ def load_checkpoint(
     skip_aux_heads: bool = False,
     projection_names: Sequence[str] | None = None,
     trusted: bool = False,
+    allow_partial: bool = False,
 ) -> LoadReport:
     """Load weights into `model` (in place) from any accepted checkpoint; see module docstring.
 
     skip_aux_heads: ignore the checkpoint's ego / object / interaction heads (the model's own
-    stay as they are). Returns a LoadReport, also logged."""
+    stay as they are). allow_partial: load the backbone tensors that match and leave the rest
+    (otherwise a backbone key missing on either side is an error naming them, and nothing is
+    loaded). Returns a LoadReport, also logged."""
     state, source = read_state_dict(path_or_state, trusted=trusted)
     state, renamed = canonical_state_dict(state, model, projection_names)
     own = model.state_dict()
@@ -234,6 +308,16 @@ def load_checkpoint(
             to_load[key] = value
     # A head is re-initialised as a whole, even if only one of its tensors mismatched.
     to_load = {k: v for k, v in to_load.items() if k.rsplit(".", 1)[0] not in reinit}
+    if not allow_partial:
+        lacking = sorted(k for k in own if k not in to_load and not k.startswith(HEAD_PREFIXES)
+                         and not k.endswith("num_batches_tracked"))
+        foreign = sorted(k for k in report.unexpected if not k.startswith(HEAD_PREFIXES))
+        if lacking or foreign:
+            raise ValueError(
+                f"{source}: does not fit the {model.arch} backbone: {len(lacking)} backbone key(s) missing from "
+                f"the checkpoint {lacking[:10]}{' ...' if len(lacking) > 10 else ''}, {len(foreign)} checkpoint "
+                f"key(s) the model does not have {foreign[:10]}{' ...' if len(foreign) > 10 else ''}; wrong arch "
+                f"or key names? Pass allow_partial=True (--allow_partial_load=true) to load only what matches")
     model.load_state_dict(to_load, strict=False)
     modules = dict(model.named_modules())
     for name in sorted(reinit):
@@ -284,9 +368,9 @@ def load_model(
     """Rebuild a model saved by `save_checkpoint` and load its weights exactly.
 
     Returns (model, checkpoint dict) so callers can read the extras (epoch, ...);
-    `trusted=True` for extras that are not tensors / plain containers (see `_load_file`)."""
+    `trusted=True` for extras that are not tensors / plain containers (see `load_file`)."""
     if isinstance(path_or_checkpoint, (str, os.PathLike)):
-        ckpt, source = _load_file(path_or_checkpoint, trusted)
+        ckpt, source = load_file(path_or_checkpoint, trusted)
     else:
         source, ckpt = "<checkpoint dict>", path_or_checkpoint
     if not isinstance(ckpt, Mapping) or "model_config" not in ckpt:

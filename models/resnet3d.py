@@ -46,7 +46,7 @@ from torch import nn
 from .heads import ClassificationHead, InteractionHead, check_tasks, new_linear
 
 # Bottleneck blocks in res2..res5.
-STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 # Temporal kernel of the stem conv and of the first conv ("a") of the blocks of res2..res5, per
 # pathway kind. A stage with several entries cycles through them block by block (I3D res3:
@@ -81,6 +81,8 @@ class Arch:
 ARCHS: dict[str, Arch] = {
     "slow_8x8_r50": Arch(50, ("slow",), num_frames=8, sampling_rate=8),
     "slow_8x8_r101": Arch(101, ("slow",), num_frames=8, sampling_rate=8),
+    # ResNet-152 (M_obj's depth): the Object-Score teacher inflated, as an initialisation (Table S4).
+    "slow_8x8_r152": Arch(152, ("slow",), num_frames=8, sampling_rate=8),
     "slowfast_4x16_r50": Arch(50, ("slow", "fast"), 32, 2, alpha=8, fusion_kernel=5),
     "slowfast_8x8_r50": Arch(50, ("slow", "fast"), 32, 2, alpha=4, fusion_kernel=7),
     "slowfast_8x8_r101": Arch(101, ("slow", "fast"), 32, 2, alpha=4, fusion_kernel=5),

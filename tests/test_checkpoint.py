@@ -1,4 +1,5 @@
 """Checkpoint loading (PySlowFast / Ego-Exo layouts), own save/load, 2-D -> 3-D inflation."""
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -304,3 +305,100 @@ def test_inflation_r101():
     model = build_model("slow_8x8_r101", None)
     report = inflate_2d_resnet(model, net2d.state_dict())
     assert report.not_filled == [] and sorted(report.unmatched) == ["fc.bias", "fc.weight"]
+
+
+# ---- strict backbone loading and Caffe2 zoo files -------------------------------------------
+
+_C2_BN = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
+_C2_PARAM = {"weight": "w", "bias": "b"}
+
+
+def _to_caffe2_name(key: str, fuse_block: dict[int, int]) -> str | None:
+    """PySlowFast key -> the zoo's Caffe2 blob name, written out rule by rule (independently of
+    models/checkpoint.py's table)."""
+    import re
+    if key.endswith("num_batches_tracked"):
+        return None  # not in Caffe2 files
+    m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
+    if m:
+        t = "t_" if m.group(1) == "1" else ""
+        return f"{t}conv1_{_C2_PARAM[m.group(3)]}" if m.group(2) == "conv" else f"{t}res_conv1_bn_{_C2_BN[m.group(3)]}"
+    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.branch2\.([abc])(_bn)?\.(\w+)", key)
+    if m:
+        t = "t_" if m.group(2) == "1" else ""
+        base = f"{t}res{m.group(1)}_{m.group(3)}_branch2{m.group(4)}"
+        return f"{base}_bn_{_C2_BN[m.group(6)]}" if m.group(5) else f"{base}_{_C2_PARAM[m.group(6)]}"
+    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.branch1(_bn)?\.(\w+)", key)
+    if m:
+        t = "t_" if m.group(2) == "1" else ""
+        base = f"{t}res{m.group(1)}_{m.group(3)}_branch1"
+        return f"{base}_bn_{_C2_BN[m.group(5)]}" if m.group(4) else f"{base}_{_C2_PARAM[m.group(5)]}"
+    m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
+    if m:
+        stage = int(m.group(1))
+        base = "t_pool1_subsample" if stage == 1 else f"t_res{stage}_{fuse_block[stage]}_branch2c_bn_subsample"
+        return f"{base}_{_C2_PARAM[m.group(3)]}" if m.group(2) == "conv_f2s" else f"{base}_bn_{_C2_BN[m.group(3)]}"
+    m = re.fullmatch(r"head\.projections\.action\.(weight|bias)", key)
+    if m:
+        return f"pred_{_C2_PARAM[m.group(1)]}"
+    return None  # num_batches_tracked: not in Caffe2 files
+
+
+def _write_caffe2_zoo_file(path, model) -> None:
+    import pickle
+    depths = {2: 3, 3: 4, 4: 6, 5: 3}
+    blobs = {"lr": np.float32(0.1), "model_iter": np.int64(1000)}
+    for key, value in model.state_dict().items():
+        name = _to_caffe2_name(key, {s: d - 1 for s, d in depths.items()})
+        if name is not None:
+            blobs[name] = value.numpy().copy()
+            blobs[name + "_momentum"] = np.zeros(1, np.float32)  # solver state in the zoo files
+    with open(path, "wb") as f:
+        pickle.dump({"blobs": blobs}, f, protocol=2)
+
+
+def test_caffe2_zoo_pickle_loads_every_tensor_and_needs_trust(tmp_path):
+    source = build_model("slowfast_8x8_r50", 400)
+    with torch.no_grad():
+        for p in source.state_dict().values():
+            if p.is_floating_point():
+                p.normal_()
+    path = tmp_path / "SLOWFAST_8x8_R50.pkl"
+    _write_caffe2_zoo_file(path, source)
+    target = build_model("slowfast_8x8_r50", 400)
+    with pytest.raises(ValueError, match="SLOWFAST_8x8_R50.pkl: a Caffe2 .pkl is a pickle.*trusted=True"):
+        load_checkpoint(target, path)
+    report = load_checkpoint(target, path, trusted=True)
+    assert report.missing == [] and report.unexpected == [] and report.reinitialised == []
+    for key, value in source.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, target.state_dict()[key]), key
+
+
+def test_caffe2_blob_without_a_name_is_an_error(tmp_path):
+    import pickle
+    path = tmp_path / "odd.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"blobs": {"conv1_w": np.zeros((64, 3, 1, 7, 7), np.float32), "mystery_w": np.zeros(3)}}, f)
+    with pytest.raises(ValueError, match=r"odd.pkl: 1 Caffe2 blob\(s\) with no PySlowFast name: \['mystery_w'\]"):
+        load_checkpoint(build_model("slow_8x8_r50", 400), path, trusted=True)
+
+
+def test_foreign_backbone_keys_are_an_error_unless_partial_is_asked():
+    """A checkpoint whose key names do not fit would otherwise load nothing and leave random
+    weights; heads may still differ (re-initialised and reported)."""
+    model = build_model("slow_8x8_r50", 10)
+    state = {("backbone." + k if k.startswith("s") else k): v for k, v in build_model("slow_8x8_r50", 400).state_dict().items()}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"does not fit the slow_8x8_r50 backbone: \d+ backbone key\(s\) missing.*"
+                                         r"backbone\.s1\.pathway0_stem.*allow_partial=True"):
+        load_checkpoint(model, state)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing was loaded
+    report = load_checkpoint(model, state, allow_partial=True)
+    assert report.loaded == [] and len(report.unexpected) > 100
+
+    partial = {k: v for k, v in build_model("slow_8x8_r50", 400).state_dict().items() if not k.startswith("s5.")}
+    with pytest.raises(ValueError, match=r"s5\.pathway0_res0"):
+        load_checkpoint(model, partial)
+    report = load_checkpoint(build_model("slow_8x8_r50", 10), partial, allow_partial=True)
+    assert any(k.startswith("s5.") for k in report.missing) and "head.projections.action" in report.reinitialised

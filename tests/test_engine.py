@@ -58,7 +58,7 @@ class _FixedModel(torch.nn.Module):
         super().__init__()
         self.logits = logits
 
-    def forward(self, xs):
+    def forward(self, xs, extra_features=None):
         return {"action": self.logits[self.current]}
 
 
