@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.utils.data
 
-_SCORE_KEYS = ("ego_score", "object_score")  # optional teacher log-probs, stacked when present
+# Optional per-video teacher targets, stacked when present: log-probabilities and the
+# concatenated teacher embeddings (supp. Table S4 "append").
+_STACKED_KEYS = ("ego_score", "object_score", "extra_features")
 
 
 def _as_tensor(value, dtype: torch.dtype) -> torch.Tensor:
@@ -139,7 +141,8 @@ def collate_clips(samples: Sequence[dict], pin_memory: bool = False) -> dict:
     from the JPEG headers for jpeg), boxes float32 [B, 4],
     flip bool [B], scale float32 [B], crop_offset float32 [B, 2], crop_size int64 [B],
     transform (list), frame_indices int64 [B, T], label (stacked; dict of stacked for
-    multi-task), ego_score / object_score (stacked, when the samples have them), detections
+    multi-task), ego_score / object_score float32 [B, C] and extra_features float32 [B, D_total]
+    (stacked, when the samples have them), detections
     (concatenated, with batch_index int64 [N], when the samples have them), video_id (list),
     index / view int64 [B], failed (all retry messages), errors (list of (video_id, view,
     message) for samples that failed to load; B may then be 0).
@@ -193,13 +196,18 @@ def collate_clips(samples: Sequence[dict], pin_memory: bool = False) -> dict:
     }
     if good:
         out["label"] = _stack_labels([s["label"] for s in good], where)
-    for key in _SCORE_KEYS:
+    for key in _STACKED_KEYS:
         have = [key in s for s in good]
         if any(have):
             if not all(have):
                 missing = where[have.index(False)]
                 raise ValueError(f"collate_clips: {missing} has no {key!r} but other samples in the batch do")
-            out[key] = torch.stack([_as_tensor(s[key], torch.float32) for s in good])
+            rows = [_as_tensor(s[key], torch.float32) for s in good]
+            for row, name in zip(rows, where):
+                if row.shape != rows[0].shape:
+                    raise ValueError(f"collate_clips: {name} has {key!r} of shape {tuple(row.shape)}, "
+                                     f"{where[0]} has {tuple(rows[0].shape)}")
+            out[key] = torch.stack(rows)
     have = [("detections" in s) for s in good]
     if any(have):
         if not all(have):

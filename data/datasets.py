@@ -2,11 +2,18 @@
 v2, read from their official annotation files, returning the data contract's sample dict.
 
 All four share `ClipDataset`, which owns everything that is not about a dataset's files:
-  * training: one random clip per video and epoch (random window, scale jitter, crop, flip);
+  * training: one random clip per video and epoch (random frames, scale jitter, crop, flip);
     testing: `num_clips x num_crops` views per video, dataset index = video * views + view.
-  * labels, optional teacher scores (looked up by the sample's video id) and detections
-    (one file per recording, mapped onto the clip's frames), checked at construction: a video
-    without them is an error listing every such video, or is dropped if asked.
+  * the sampling rule of the authors' release for each data set (`sampling_defaults`, filled
+    into the ClipSampling fields a caller leaves as None; data/transforms.py has the rules):
+      Kinetics       "kinetics" window rule, flips, 10 x 3 test views
+      Charades-Ego   "frames" rule (stride-spaced frames at the folder's/video's rate), flips, 10 x 3
+      EPIC-Kitchens  "frames" rule, flips, 10 x 3
+      SSv2           "segments" rule (one frame from each of T segments), no flips, 1 x 1
+  * labels, optional teacher scores and teacher embeddings (both looked up by the sample's
+    video id) and detections (one file per recording, mapped onto the clip's frames), checked
+    at construction: a video without them is an error listing every such video, or is
+    dropped if asked.
   * bad input (missing/corrupt/truncated video or frame, unreadable detection file): in
     training the sample is replaced by another random one, up to `max_retries` times, and
     the messages travel in the sample's "failed" list (the training loop counts and reports
@@ -37,8 +44,8 @@ from data.annotations import (CHARADES_FPS, CHARADES_NUM_CLASSES, EPIC55_NUM_NOU
                               read_epic_segments, read_kinetics_csv, read_kinetics_list, read_ssv2_labels,
                               read_ssv2_split)
 from data.teacher_targets import (TeacherTargetError, clip_detections, detections_path, load_detections,
-                                  load_teacher_scores)
-from data.transforms import ClipSampling, load_clip
+                                  load_teacher_embeddings, load_teacher_scores)
+from data.transforms import FRAMES_SAMPLING, KINETICS_SAMPLING, SEGMENTS_SAMPLING, ClipSampling, load_clip
 from data.video import VideoError
 
 # What counts as bad input while loading a sample: undecodable media, a segment outside its
@@ -67,18 +74,28 @@ class VideoItem:
 class ClipDataset(Dataset):
     """The shared base: sampling, teacher targets and bad-input handling (module docstring).
 
-    Subclasses build `self.videos` (a list of VideoItem) and may override `clip_label` when a
-    clip's target depends on which frames it covers.
+    Subclasses build `self.videos` (a list of VideoItem), set `sampling_defaults` (the data
+    set's temporal rule, flips and test views, for the ClipSampling fields left as None; the
+    filled-in result is `self.sampling`) and may override `clip_label` when a clip's target
+    depends on which frames it covers.
+
+    Teacher targets: `ego_scores` / `object_scores` are score files (sample keys "ego_score",
+    "object_score"); `embeddings` is a list of teacher-embedding files whose rows are
+    concatenated in the given order into the sample's "extra_features" float32 [D_total]
+    (supp. Table S4 "append"); `detections` is a folder of per-recording detection files.
     """
+
+    sampling_defaults: dict = KINETICS_SAMPLING
 
     def __init__(self, videos: list[VideoItem], training: bool, sampling: ClipSampling = ClipSampling(), *,
                  ego_scores: str | None = None, object_scores: str | None = None,
+                 embeddings: Sequence[str] | None = None,
                  detections: str | None = None, detection_threshold: float = 0.5,
                  skip_videos_without_targets: bool = False, max_retries: int = 10, threads: int = 1,
                  decode_on_device: bool = False, seed: int = 0):
         self.training = training
         self.seed, self.epoch = seed, 0
-        self.sampling = sampling
+        self.sampling = sampling.filled(**self.sampling_defaults)
         self.max_retries = max_retries
         self.threads = threads
         self.decode_on_device = decode_on_device
@@ -88,18 +105,26 @@ class ClipDataset(Dataset):
         for key, path, teacher in (("ego_score", ego_scores, "ego"), ("object_score", object_scores, "object")):
             if path is not None:
                 self.scores[key] = load_teacher_scores(path, teacher=teacher)
+        if isinstance(embeddings, (str, os.PathLike)) or (embeddings is not None and len(embeddings) == 0):
+            raise ValueError(f"{type(self).__name__}: embeddings should be a list of one or more teacher-embedding "
+                             f"files (or None), got {embeddings!r}")
+        self.embeddings = [load_teacher_embeddings(path) for path in embeddings or ()]
         videos = self._check_targets(videos, skip_videos_without_targets)
         if not videos:
             raise ValueError(f"{type(self).__name__}: no videos to sample from")
         self.videos = videos
 
     def _check_targets(self, videos: list[VideoItem], skip: bool) -> list[VideoItem]:
-        """Every video needs its scores and detection file: list the ones that lack them."""
+        """Every video needs its scores, embeddings and detection file: list the ones that lack them."""
         lacking: dict[str, list[str]] = {}
         for key, scores in self.scores.items():
             missing = scores.missing(dict.fromkeys(v.video_id for v in videos))
             if missing:
                 lacking[f"{scores.path} ({key})"] = missing
+        for table in self.embeddings:
+            missing = table.missing(dict.fromkeys(v.video_id for v in videos))
+            if missing:
+                lacking[f"{table.path} ({table.teacher} embeddings)"] = missing
         if self.detections is not None:
             if not os.path.isdir(self.detections):
                 raise TeacherTargetError(f"{self.detections}: detections folder not found")
@@ -180,6 +205,8 @@ class ClipDataset(Dataset):
         sample.update(item.extra)
         for key, scores in self.scores.items():
             sample[key] = scores[item.video_id]
+        if self.embeddings:
+            sample["extra_features"] = torch.cat([table[item.video_id] for table in self.embeddings])
         if self.detections is not None:
             dets = load_detections(detections_path(self.detections, item.recording))
             sample["detections"] = clip_detections(dets, sample["frame_indices"], sample["transform"].frame_size,
@@ -222,7 +249,13 @@ class KineticsDataset(ClipDataset):
     """Kinetics-400 from a PySlowFast list (`list_path`: `path label` lines) or the official
     CSV (`csv_path`, videos under `video_root` as `read_kinetics_csv` describes). For the CSV,
     `class_names` is a list, a class-names file, or None for the sorted names of `csv_path`
-    itself (pass the training CSV's names when reading the validation CSV)."""
+    itself (pass the training CSV's names when reading the validation CSV).
+
+    Sampling (KINETICS_SAMPLING, for the ClipSampling fields left as None): the "kinetics"
+    window rule (clip_len indices by linspace over a clip_len * stride window, optionally
+    rescaled by target_fps), flips in training, 10 x 3 test views."""
+
+    sampling_defaults = KINETICS_SAMPLING
 
     def __init__(self, training: bool, *, list_path: str | None = None, csv_path: str | None = None,
                  video_root: str = "", class_names: Sequence[str] | str | None = None,
@@ -260,7 +293,13 @@ class CharadesEgoDataset(ClipDataset):
       Ego-Classifier. `no_pair` (needs views="both") keeps one view, first or third person,
       of every recording that has both, chosen by `pair_seed`, so no script is seen from both
       sides (supp. Table S5).
+    Sampling (FRAMES_SAMPLING, for the ClipSampling fields left as None): the release's
+      "frames" rule, clip_len frames `stride` apart at the source's own rate (24 fps folders,
+      or the video's rate), from a random integer start in training and at round(v * gap) for
+      test window v; flips in training; 10 x 3 test views.
     """
+
+    sampling_defaults = FRAMES_SAMPLING
 
     def __init__(self, training: bool, *, csv_path: str, data_root: str, views: str = "first",
                  task: str = "actions", no_pair: bool = False, pair_seed: int = 0,
@@ -343,7 +382,13 @@ class EpicKitchensDataset(ClipDataset):
     train_fraction < 1 keeps that fraction of the *videos* (rounded up), drawn by
     `fraction_seed`: one random order of the sorted video ids, of which the first
     ceil(fraction * n) are kept, so smaller fractions are subsets of larger ones (supp. Fig. S1).
+
+    Sampling (FRAMES_SAMPLING, for the ClipSampling fields left as None): the release's
+    "frames" rule inside the segment, clip_len frames `stride` apart at the recording's own
+    rate (50/60 fps frames are not rescaled); flips in training; 10 x 3 test views.
     """
+
+    sampling_defaults = FRAMES_SAMPLING
 
     def __init__(self, training: bool, *, annotations: str, data_root: str, version: int = 100,
                  train_fraction: float = 1.0, fraction_seed: int = 0,
@@ -392,12 +437,22 @@ def fraction_of_videos(video_ids: Sequence[str], fraction: float, seed: int) -> 
 class SSv2Dataset(ClipDataset):
     """Something-Something v2: `labels` (something-something-v2-labels.json), `split` (the
     train/validation/test json) and webm videos `video_root/<id>.webm`; 174 classes (-1 for
-    the test list)."""
+    the test list). A training split must give every video its template (`require_labels`).
+
+    Sampling (SEGMENTS_SAMPLING, for the ClipSampling fields left as None): PySlowFast's
+    "segments" rule, one frame from each of clip_len equal segments of the video (clip_len is
+    the model's input T; the stride is unused), random within each in training, the middle at
+    test; never flipped, since labels name directions ("left to right"); 1 x 1 test view as
+    the release's config (pass num_clips=10, num_crops=3 for 10 x 3).
+    """
+
+    sampling_defaults = SEGMENTS_SAMPLING
 
     def __init__(self, training: bool, *, labels: str, split: str, video_root: str,
                  sampling: ClipSampling = ClipSampling(), **targets):
         label_map = read_ssv2_labels(labels)
         self.num_classes = len(label_map)
         videos = [VideoItem(video_id=v.video_id, source=os.path.join(video_root, f"{v.video_id}.webm"),
-                            label=v.label) for v in read_ssv2_split(split, label_map)]
+                            label=v.label)
+                  for v in read_ssv2_split(split, label_map, require_labels=training)]
         super().__init__(videos, training, sampling, **targets)

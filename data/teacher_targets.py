@@ -13,6 +13,17 @@ probabilities because the KD loss applies softmax(stored / T): at T = 1 that giv
 averaged probabilities exactly, and a temperature acts on the log scale as in usual KD.
 The reader checks that every row is a log-distribution (logsumexp = 0).
 
+Teacher embeddings (supp. Table S4 "append": each teacher's pooled feature concatenated to the
+student's before the classifier): one file per teacher per dataset, written with `torch.save`
+as a dict
+    {"teacher": str (non-empty: "ego", "object", "interaction", ...), "kind": "embeddings",
+     "video_ids": [str, ...] (N >= 1, non-empty, unique), "embeddings": float32 tensor [N, D],
+     ...free metadata in plain Python values (model, layer, pooling, clips per video)...}
+with D >= 1 and every value finite; row i is video i's embedding, keyed like the score files
+(the dataset's sample "video_id": the EPIC segment id, the Kinetics/SSv2/Charades video id).
+A dataset given several such files concatenates their rows in the given order into the
+sample's "extra_features" [D_1 + D_2 + ...].
+
 Detections (hand-object detector, 100DOH layout): one pickle per video, `<video_id>.pkl` in a
 detections folder, holding
     {"frame_size": (H, W) of the frames the detector ran on,
@@ -40,7 +51,7 @@ HAND, OBJECT = 0, 1  # the "kinds" codes of the sample's "detections"
 
 
 class TeacherTargetError(ValueError):
-    """A teacher-score or detection file is malformed, or lacks videos the dataset needs."""
+    """A teacher-score, embedding or detection file is malformed, or lacks videos the dataset needs."""
 
 
 # ----------------------------------------------------------------------------- scores
@@ -71,6 +82,16 @@ def _check_scores(where: str, teacher, kind, video_ids, scores, num_classes: int
         n = len(video_ids) if isinstance(video_ids, (list, tuple)) else type(video_ids).__name__
         raise TeacherTargetError(f"{where}: video_ids should be a list of {scores.shape[0]} ids "
                                  f"(one per score row), got {n}")
+    _check_unique(where, video_ids)
+    _check_finite(where, video_ids, scores)
+    off = (torch.logsumexp(scores.double(), dim=1).abs() > 1e-3).nonzero().flatten()
+    if len(off):
+        ids = [video_ids[i] for i in off[:20].tolist()]
+        raise TeacherTargetError(f"{where}: {len(off)} row(s) are not log-probabilities "
+                                 f"(logsumexp != 0; store log of the averaged softmax), e.g. {ids}")
+
+
+def _check_unique(where: str, video_ids: Sequence[str]) -> None:
     if len(set(video_ids)) != len(video_ids):
         seen, dup = set(), []
         for v in video_ids:
@@ -78,15 +99,13 @@ def _check_scores(where: str, teacher, kind, video_ids, scores, num_classes: int
                 dup.append(v)
             seen.add(v)
         raise TeacherTargetError(f"{where}: duplicate video ids {sorted(set(dup))[:20]}")
-    bad = (~torch.isfinite(scores)).any(dim=1).nonzero().flatten()
+
+
+def _check_finite(where: str, video_ids: Sequence[str], rows: torch.Tensor) -> None:
+    bad = (~torch.isfinite(rows)).any(dim=1).nonzero().flatten()
     if len(bad):
         ids = [video_ids[i] for i in bad[:20].tolist()]
         raise TeacherTargetError(f"{where}: {len(bad)} row(s) contain NaN or inf, e.g. {ids}")
-    off = (torch.logsumexp(scores.double(), dim=1).abs() > 1e-3).nonzero().flatten()
-    if len(off):
-        ids = [video_ids[i] for i in off[:20].tolist()]
-        raise TeacherTargetError(f"{where}: {len(off)} row(s) are not log-probabilities "
-                                 f"(logsumexp != 0; store log of the averaged softmax), e.g. {ids}")
 
 
 _PLAIN_METADATA = (str, int, float, bool, type(None))
@@ -100,6 +119,27 @@ def _is_plain(value) -> bool:
     return type(value) in _PLAIN_METADATA
 
 
+def _check_metadata(where: str, metadata: Mapping) -> None:
+    for key, value in metadata.items():
+        if not _is_plain(value):
+            raise TeacherTargetError(f"{where}: metadata {key!r} is a {type(value).__name__}; store plain "
+                                     f"str/int/float/bool/None (or lists/dicts of them) so the file loads "
+                                     f"with weights_only=True")
+
+
+def _load_blob(where: str, what: str, keys: Sequence[str]) -> dict:
+    """A torch.save dict read with weights_only=True, checked to hold `keys`."""
+    if not os.path.isfile(where):
+        raise TeacherTargetError(f"{where}: {what} file not found")
+    try:
+        blob = torch.load(where, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file; all mean "unreadable"
+        raise TeacherTargetError(f"{where}: not a readable torch.save file ({e})") from None
+    if not isinstance(blob, dict) or not set(keys) <= set(blob):
+        raise TeacherTargetError(f"{where}: expected a dict with keys {', '.join(keys)}")
+    return blob
+
+
 def save_teacher_scores(path, teacher: str, video_ids: Sequence[str], scores: torch.Tensor,
                         num_classes: int | None = None, **metadata) -> None:
     """Validate and write a teacher-score file (format in the module docstring); `metadata`
@@ -107,11 +147,7 @@ def save_teacher_scores(path, teacher: str, video_ids: Sequence[str], scores: to
     (str, int, float, bool, None, lists/tuples/dicts of them): the reader loads with
     weights_only=True, which refuses anything else (numpy scalars, Paths)."""
     where = os.fspath(path)
-    for key, value in metadata.items():
-        if not _is_plain(value):
-            raise TeacherTargetError(f"{where}: metadata {key!r} is a {type(value).__name__}; store plain "
-                                     f"str/int/float/bool/None (or lists/dicts of them) so the file loads "
-                                     f"with weights_only=True")
+    _check_metadata(where, metadata)
     video_ids = [str(v) for v in video_ids]
     scores = scores.detach().float().cpu().contiguous()
     _check_scores(where, teacher, "log_probs", video_ids, scores, num_classes)
@@ -143,19 +179,95 @@ def load_teacher_scores(path, teacher: str | None = None, num_classes: int | Non
     """Read and validate a score file; `teacher` checks which teacher wrote it, `num_classes`
     overrides the expected width (2 for ego, 1000 for object)."""
     where = os.fspath(path)
-    if not os.path.isfile(path):
-        raise TeacherTargetError(f"{where}: teacher-score file not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file; all mean "unreadable"
-        raise TeacherTargetError(f"{where}: not a readable torch.save file ({e})") from None
-    if not isinstance(blob, dict) or not {"teacher", "kind", "video_ids", "scores"} <= set(blob):
-        raise TeacherTargetError(f"{where}: expected a dict with keys teacher, kind, video_ids, scores")
+    blob = _load_blob(where, "teacher-score", ("teacher", "kind", "video_ids", "scores"))
     if teacher is not None and blob["teacher"] != teacher:
         raise TeacherTargetError(f"{where}: holds {blob['teacher']!r} teacher scores, expected {teacher!r}")
     _check_scores(where, blob["teacher"], blob["kind"], blob["video_ids"], blob["scores"], num_classes)
     metadata = {k: v for k, v in blob.items() if k not in ("teacher", "kind", "video_ids", "scores")}
     return TeacherScores(where, blob["teacher"], list(blob["video_ids"]), blob["scores"].float(), metadata)
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+def _check_embeddings(where: str, teacher, kind, video_ids, embeddings) -> None:
+    if not isinstance(teacher, str) or not teacher:
+        raise TeacherTargetError(f"{where}: teacher should be a non-empty name (ego, object, interaction, ...), "
+                                 f"got {teacher!r}")
+    if kind != "embeddings":
+        raise TeacherTargetError(f"{where}: kind should be 'embeddings', got {kind!r}")
+    if not (isinstance(embeddings, torch.Tensor) and embeddings.is_floating_point() and embeddings.dim() == 2
+            and embeddings.shape[0] >= 1 and embeddings.shape[1] >= 1):
+        shape = (f"{embeddings.dtype} {tuple(embeddings.shape)}" if isinstance(embeddings, torch.Tensor)
+                 else type(embeddings).__name__)
+        raise TeacherTargetError(f"{where}: embeddings should be a float tensor [N, D] with N >= 1 videos and "
+                                 f"D >= 1, got {shape}")
+    if not isinstance(video_ids, (list, tuple)) or len(video_ids) != embeddings.shape[0]:
+        n = len(video_ids) if isinstance(video_ids, (list, tuple)) else type(video_ids).__name__
+        raise TeacherTargetError(f"{where}: video_ids should be a list of {embeddings.shape[0]} ids "
+                                 f"(one per embedding row), got {n}")
+    bad = [i for i, v in enumerate(video_ids) if not isinstance(v, str) or not v]
+    if bad:
+        shown = ", ".join(f"entry {i} = {video_ids[i]!r}" for i in bad[:20])
+        raise TeacherTargetError(f"{where}: {len(bad)} video id(s) are not non-empty strings: {shown}")
+    _check_unique(where, video_ids)
+    _check_finite(where, video_ids, embeddings)
+
+
+def save_teacher_embeddings(path, teacher: str, video_ids: Sequence[str], embeddings: torch.Tensor,
+                            **metadata) -> None:
+    """Validate and write a teacher-embedding file (format in the module docstring), stored
+    as float32; `metadata` must be plain Python values, as for save_teacher_scores."""
+    where = os.fspath(path)
+    _check_metadata(where, metadata)
+    video_ids = list(video_ids)
+    if isinstance(embeddings, torch.Tensor) and embeddings.is_floating_point():
+        # to float32 before the check, so a float64 value float32 cannot hold is caught as inf
+        embeddings = embeddings.detach().float().cpu().contiguous()
+    _check_embeddings(where, teacher, "embeddings", video_ids, embeddings)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save({**metadata, "teacher": teacher, "kind": "embeddings", "video_ids": video_ids,
+                "embeddings": embeddings}, path)
+
+
+@dataclass
+class TeacherEmbeddings:
+    """A loaded embedding file: look rows up by video id."""
+    path: str
+    teacher: str
+    video_ids: list[str]
+    embeddings: torch.Tensor  # float32 [N, D]
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._row = {v: i for i, v in enumerate(self.video_ids)}
+
+    @property
+    def dim(self) -> int:
+        return self.embeddings.shape[1]
+
+    def missing(self, video_ids: Iterable[str]) -> list[str]:
+        return [v for v in video_ids if v not in self._row]
+
+    def __getitem__(self, video_id: str) -> torch.Tensor:
+        return self.embeddings[self._row[video_id]]
+
+
+def load_teacher_embeddings(path, teacher: str | None = None, dim: int | None = None) -> TeacherEmbeddings:
+    """Read (weights_only=True) and validate an embedding file; `teacher` and `dim` check which
+    teacher wrote it and its width D."""
+    where = os.fspath(path)
+    blob = _load_blob(where, "teacher-embedding", ("teacher", "kind", "video_ids", "embeddings"))
+    embeddings = blob["embeddings"]
+    if isinstance(embeddings, torch.Tensor) and embeddings.is_floating_point():
+        embeddings = embeddings.float()  # before the check: a float64 file may overflow float32
+    _check_embeddings(where, blob["teacher"], blob["kind"], blob["video_ids"], embeddings)
+    if teacher is not None and blob["teacher"] != teacher:
+        raise TeacherTargetError(f"{where}: holds {blob['teacher']!r} teacher embeddings, expected {teacher!r}")
+    if dim is not None and embeddings.shape[1] != dim:
+        raise TeacherTargetError(f"{where}: embeddings are {embeddings.shape[1]}-dimensional, expected {dim}")
+    metadata = {k: v for k, v in blob.items() if k not in ("teacher", "kind", "video_ids", "embeddings")}
+    return TeacherEmbeddings(where, blob["teacher"], list(blob["video_ids"]), embeddings, metadata)
 
 
 # ----------------------------------------------------------------------------- detections

@@ -4,11 +4,22 @@ Nothing here touches pixels except slicing. The spatial part only *decides* the 
 (short-side resize, crop, flip) as a SpatialTransform; the fused op in data/crop_normalize.py
 later samples the matching box straight from the decoded uint8 frames, so clips stay uint8 and
 small all the way from the worker to the training device. Rules follow PySlowFast, which the
-authors' release builds on:
-  * temporal: a window of clip_len·stride frames, random in training, the i-th of N evenly
-    placed windows in testing; clip_len indices spread over it by linspace, floored, clamped.
-  * spatial: short side -> size, long side -> floor(long/short·size); random crop + flip in
-    training; left/centre/right (top/centre/bottom for portrait) crops in testing.
+authors' release builds on, one temporal rule per family of its data set loaders
+(ClipSampling.temporal; each dataset picks its own, data/README.md has the table):
+  * "kinetics" (Kinetics): a window of clip_len·stride frames, random in training, the i-th of
+    N evenly placed windows in testing; clip_len indices spread over it by linspace, floored,
+    clamped (sample_clip_indices).
+  * "frames" (Charades-Ego, EPIC-Kitchens): clip_len frames at exactly `stride` apart from an
+    integer start, random in training, round(i·gap) in testing (sample_strided_indices).
+  * "segments" (Something-Something v2): clip_len equal segments of the whole video, one frame
+    from each, random in training, the middle in testing (sample_segment_indices).
+  * spatial: short side -> size, long side -> floor(long/short·size); random crop + flip
+    (unless ClipSampling.flip is False: SSv2) in training; left/centre/right
+    (top/centre/bottom for portrait) crops in testing.
+All rules work on a segment [first_frame, first_frame + num_frames) of a video file or a frame
+folder, in the source's own frames; the random draws come from the generator passed in, in a
+fixed order (temporal, then short side, crop x, crop y, flip), so a dataset that seeds it from
+(seed, epoch, index) gets the same clip in any worker.
 
 `load_clip` puts both together for one video or frame folder and returns the per-sample fields
 of the data contract, so the datasets stay thin. A JPEG frame folder can instead be left
@@ -22,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,6 +42,9 @@ from data.video import VideoReader, read_frame_folder, read_jpeg_folder
 
 
 # -- temporal ----------------------------------------------------------------------------------
+
+# The temporal rules (ClipSampling.temporal), one per family of data sets in the release.
+TEMPORAL_RULES = ("kinetics", "frames", "segments")
 
 
 def sample_clip_indices(
@@ -42,7 +56,7 @@ def sample_clip_indices(
     rng: np.random.Generator,
     fps_scale: float = 1.0,
 ) -> np.ndarray:
-    """int64 [clip_len] frame indices (0-based, within [0, num_frames-1]) of one clip.
+    """The "kinetics" rule: int64 [clip_len] frame indices (0-based, within [0, num_frames-1]).
 
     The window spans clip_len·stride·fps_scale frames (fps_scale = video fps / target fps
     keeps a clip's duration in seconds fixed across frame rates, PySlowFast's TARGET_FPS).
@@ -52,17 +66,86 @@ def sample_clip_indices(
     and floored, exactly as PySlowFast's temporal_sampling; videos shorter than the window
     repeat their last frame.
     """
+    _check_temporal_args(num_frames, clip_len, stride, clip_idx, num_clips)
+    window = clip_len * stride * fps_scale
+    delta = max(num_frames - window, 0.0)
+    start = rng.uniform(0.0, delta) if clip_idx == -1 else delta * clip_idx / num_clips
+    index = torch.linspace(start, start + window - 1, clip_len, dtype=torch.float32)
+    return index.clamp(0, num_frames - 1).long().numpy()
+
+
+def sample_strided_indices(
+    num_frames: int,
+    clip_len: int,
+    stride: int,
+    clip_idx: int,
+    num_clips: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The "frames" rule (the release's Charades and EPIC loaders): int64 [clip_len] indices
+    start + stride·k, k = 0 .. clip_len-1, clamped to [0, num_frames - 1].
+
+    The clip covers clip_length = (clip_len - 1)·stride + 1 frames at the source's own rate
+    (no frame-rate rescaling: EPIC's 50/60 fps frames are taken as they are).
+    clip_idx == -1 (training): start is a uniform integer in [0, num_frames - clip_length];
+      a segment shorter than the clip draws it from [num_frames - clip_length, 0] instead, so
+      the clamping to frame 0 falls at a random place, as the release does.
+    otherwise (test window clip_idx of num_clips): start = round(clip_idx·gap) with
+      gap = max(num_frames - clip_length, 0) / (num_clips - 1), Python's round (halves to
+      even) as the release's int(round(...)). The release divides by zero for num_clips = 1;
+      here the single window is the centred one, start = floor(max(num_frames -
+      clip_length, 0) / 2), as PySlowFast's offset sampling takes it.
+    """
+    _check_temporal_args(num_frames, clip_len, stride, clip_idx, num_clips)
+    clip_length = (clip_len - 1) * stride + 1
+    slack = num_frames - clip_length
+    if clip_idx == -1:
+        start = int(rng.integers(min(slack, 0), max(slack, 0) + 1))
+    elif num_clips == 1:
+        start = max(slack, 0) // 2
+    else:
+        start = int(round(clip_idx * (max(slack, 0) / (num_clips - 1))))
+    index = start + stride * np.arange(clip_len, dtype=np.int64)
+    return np.clip(index, 0, num_frames - 1)
+
+
+def sample_segment_indices(
+    num_frames: int,
+    clip_len: int,
+    clip_idx: int,
+    num_clips: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The "segments" rule (PySlowFast's Something-Something v2 loader): int64 [clip_len]
+    indices, one frame from each of clip_len equal segments of the whole source.
+
+    Segment i runs from s_i = round(i·size) to e_i = round((i + 1)·size), both inclusive, with
+    size = (num_frames - 1) / clip_len as a float and numpy's round (halves to even), so
+    neighbouring segments share their boundary frame, as in the release.
+    clip_idx == -1 (training): a uniform integer in [s_i, e_i] for each segment, drawn with
+      one rng.integers call over all segments.
+    otherwise: s_i + floor((e_i - s_i)·(2·clip_idx + 1) / (2·num_clips)). For num_clips = 1
+      that is (s_i + e_i) // 2, the release's middle frame; the release ignores the view
+      number, so its 10 test windows would be one clip ten times: here window v of N sits
+      at fraction (v + 1/2)/N through every segment instead.
+    The stride plays no part: clip_len frames spread over the whole video.
+    """
+    _check_temporal_args(num_frames, clip_len, 1, clip_idx, num_clips)
+    size = (num_frames - 1) / clip_len
+    starts = np.round(size * np.arange(clip_len)).astype(np.int64)
+    ends = np.round(size * np.arange(1, clip_len + 1)).astype(np.int64)
+    if clip_idx == -1:
+        return rng.integers(starts, ends + 1).astype(np.int64)
+    return starts + (ends - starts) * (2 * clip_idx + 1) // (2 * num_clips)
+
+
+def _check_temporal_args(num_frames: int, clip_len: int, stride: int, clip_idx: int, num_clips: int) -> None:
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if clip_len < 1 or stride < 1:
         raise ValueError(f"clip_len and stride must be >= 1, got {clip_len}, {stride}")
     if not (clip_idx == -1 or 0 <= clip_idx < num_clips):
         raise ValueError(f"clip_idx must be -1 or in [0, {num_clips}), got {clip_idx}")
-    window = clip_len * stride * fps_scale
-    delta = max(num_frames - window, 0.0)
-    start = rng.uniform(0.0, delta) if clip_idx == -1 else delta * clip_idx / num_clips
-    index = torch.linspace(start, start + window - 1, clip_len, dtype=torch.float32)
-    return index.clamp(0, num_frames - 1).long().numpy()
 
 
 # -- spatial -----------------------------------------------------------------------------------
@@ -120,17 +203,21 @@ def train_transform(
     min_size: int = 256,
     max_size: int = 320,
     crop_size: int = 224,
+    flip: bool = True,
 ) -> SpatialTransform:
     """Short side jittered uniformly over the integers [min_size, max_size], a uniformly placed
-    crop_size crop, horizontal flip with probability 0.5."""
+    crop_size crop, horizontal flip with probability 0.5 (never with flip=False).
+
+    The flip's coin is drawn either way, so switching flips off changes nothing else a
+    generator gives (sizes, crops, later samples)."""
     if not crop_size <= min_size <= max_size:
         raise ValueError(f"need crop_size <= min_size <= max_size, got {crop_size}, {min_size}, {max_size}")
     size = int(rng.integers(min_size, max_size + 1))
     (rh, rw), scale = short_side_resize(height, width, size)
     x0 = int(rng.integers(0, rw - crop_size + 1))
     y0 = int(rng.integers(0, rh - crop_size + 1))
-    flip = bool(rng.random() < 0.5)
-    return SpatialTransform((height, width), (rh, rw), scale, (x0, y0), crop_size, flip)
+    heads = bool(rng.random() < 0.5)
+    return SpatialTransform((height, width), (rh, rw), scale, (x0, y0), crop_size, heads and flip)
 
 
 def test_transforms(height: int, width: int, size: int = 256, num_crops: int = 3) -> list[SpatialTransform]:
@@ -174,22 +261,60 @@ def precrop_region(
 # -- one clip, as a dataset worker loads it ---------------------------------------------------
 
 
+# What each data set's loader in the release does, for the ClipSampling fields a caller leaves
+# as None (ClipSampling.filled); the datasets in data/datasets.py pick theirs.
+KINETICS_SAMPLING = {"temporal": "kinetics", "flip": True, "num_clips": 10, "num_crops": 3}
+FRAMES_SAMPLING = {"temporal": "frames", "flip": True, "num_clips": 10, "num_crops": 3}  # Charades-Ego, EPIC
+SEGMENTS_SAMPLING = {"temporal": "segments", "flip": False, "num_clips": 1, "num_crops": 1}  # SSv2
+
+
 @dataclass(frozen=True)
 class ClipSampling:
-    """How clips are cut from a video; the defaults are SlowFast 8×8 at Kinetics settings."""
+    """How clips are cut from a video; the defaults are SlowFast 8×8 at Kinetics settings.
 
-    clip_len: int = 32
+    The fields left as None are the data set's to choose (its `*_SAMPLING` above, filled in by
+    the dataset, or KINETICS_SAMPLING when load_clip is called on its own):
+      temporal: "kinetics" (sample_clip_indices), "frames" (sample_strided_indices) or
+        "segments" (sample_segment_indices; clip_len frames over the whole video, stride unused).
+      flip: random horizontal flips in training (off for SSv2, whose labels name directions).
+      num_clips, num_crops: test windows per video and crops per window (1 or 3).
+    """
+
+    clip_len: int = 32  # frames per clip: the model's input T (SlowFast: the fast pathway's)
     stride: int = 2
     min_size: int = 256  # training short-side jitter range
     max_size: int = 320
     crop_size: int = 224  # training crop
     test_size: int = 256  # test short side = test crop
-    num_clips: int = 10  # test windows per video
-    num_crops: int = 3  # test crops per window
-    target_fps: float | None = None  # video files only: scale the window by fps / target_fps
+    num_clips: int | None = None
+    num_crops: int | None = None
+    target_fps: float | None = None  # "kinetics" rule, video files only: scale the window by fps / target_fps
+    temporal: str | None = None
+    flip: bool | None = None
+
+    def __post_init__(self):
+        if self.temporal is not None and self.temporal not in TEMPORAL_RULES:
+            raise ValueError(f"ClipSampling.temporal should be one of {TEMPORAL_RULES} or None, got {self.temporal!r}")
+        if self.flip is not None and not isinstance(self.flip, bool):
+            raise ValueError(f"ClipSampling.flip should be True, False or None, got {self.flip!r}")
+        if self.num_clips is not None and self.num_clips < 1:
+            raise ValueError(f"ClipSampling.num_clips should be >= 1, got {self.num_clips}")
+        if self.num_crops is not None and self.num_crops not in (1, 3):
+            raise ValueError(f"ClipSampling.num_crops should be 1 or 3, got {self.num_crops}")
+        if self.target_fps and self.temporal not in (None, "kinetics"):
+            raise ValueError(f"ClipSampling.target_fps rescales the 'kinetics' window only; the "
+                             f"{self.temporal!r} rule takes frames at the source's own rate")
+
+    def filled(self, temporal: str, flip: bool, num_clips: int, num_crops: int) -> ClipSampling:
+        """A copy with the fields left as None set to these (a data set's `*_SAMPLING`)."""
+        given = {"temporal": temporal, "flip": flip, "num_clips": num_clips, "num_crops": num_crops}
+        return replace(self, **{k: v for k, v in given.items() if getattr(self, k) is None})
 
     @property
     def num_views(self) -> int:
+        if self.num_clips is None or self.num_crops is None:
+            raise ValueError("ClipSampling.num_views: num_clips / num_crops are left to the data set "
+                             "(None); ask the dataset's .sampling, or fill them in with .filled(...)")
         return self.num_clips * self.num_crops
 
 
@@ -207,6 +332,9 @@ def load_clip(
     """Decode and place one clip; returns the contract's sample fields.
 
     source: a video file, or the ordered image files of a frame folder (index i = source[i]).
+    sampling: the clip's settings; fields left as None take KINETICS_SAMPLING (the datasets
+      fill in their own first). The temporal rule picks the frames within the segment, at
+      the source's frame rate (a video's own, a folder's extraction rate).
     view: None for a training clip (random window, jitter/crop/flip); else the test view
       number in [0, num_clips·num_crops): window view // num_crops, crop view % num_crops
       (PySlowFast's order).
@@ -228,6 +356,7 @@ def load_clip(
     absolute, "fps": the video's frame rate, None for a frame folder (its data set knows the
     extraction rate)}.
     """
+    sampling = sampling.filled(**KINETICS_SAMPLING)
     if view is not None and not 0 <= view < sampling.num_views:
         raise ValueError(f"view must be in [0, {sampling.num_views}), got {view}")
     if first_frame < 0:
@@ -240,9 +369,7 @@ def load_clip(
             fps = reader.fps
             fps_scale = fps / sampling.target_fps if sampling.target_fps else 1.0
             length = _segment_length(source, total, first_frame, num_frames)
-            offsets = sample_clip_indices(
-                length, sampling.clip_len, sampling.stride, clip_idx, sampling.num_clips, rng, fps_scale
-            )
+            offsets = temporal_offsets(sampling, length, clip_idx, rng, fps_scale)
             indices = np.minimum(first_frame + offsets, total - 1)  # a segment may overrun the video
             frames = reader.decode(indices)
         height, width = frames.shape[1:3]
@@ -252,7 +379,7 @@ def load_clip(
         if len(source) == 0:
             raise ValueError("load_clip: empty frame list")
         length = _segment_length(f"frame folder of {os.fspath(source[0])}", len(source), first_frame, num_frames)
-        offsets = sample_clip_indices(length, sampling.clip_len, sampling.stride, clip_idx, sampling.num_clips, rng)
+        offsets = temporal_offsets(sampling, length, clip_idx, rng)
         indices = np.minimum(first_frame + offsets, len(source) - 1)
         fps = None
         files = [source[i] for i in indices]
@@ -264,7 +391,7 @@ def load_clip(
             height, width = frames.shape[1:3]
     if view is None:
         transform = train_transform(
-            height, width, rng, sampling.min_size, sampling.max_size, sampling.crop_size
+            height, width, rng, sampling.min_size, sampling.max_size, sampling.crop_size, sampling.flip
         )
     else:
         transform = test_transforms(height, width, sampling.test_size, sampling.num_crops)[crop_idx]
@@ -286,6 +413,21 @@ def load_clip(
         fps=fps,
     )
     return sample
+
+
+def temporal_offsets(
+    sampling: ClipSampling, num_frames: int, clip_idx: int, rng: np.random.Generator, fps_scale: float = 1.0
+) -> np.ndarray:
+    """int64 [clip_len] indices within a num_frames-long segment by `sampling.temporal`'s rule
+    (fields left as None: KINETICS_SAMPLING); fps_scale applies to the "kinetics" rule only."""
+    sampling = sampling.filled(**KINETICS_SAMPLING)
+    if sampling.temporal == "kinetics":
+        return sample_clip_indices(num_frames, sampling.clip_len, sampling.stride, clip_idx, sampling.num_clips,
+                                   rng, fps_scale)
+    if sampling.temporal == "frames":
+        return sample_strided_indices(num_frames, sampling.clip_len, sampling.stride, clip_idx, sampling.num_clips,
+                                      rng)
+    return sample_segment_indices(num_frames, sampling.clip_len, clip_idx, sampling.num_clips, rng)
 
 
 def _segment_length(name: str | os.PathLike, total: int, first_frame: int, num_frames: int | None) -> int:

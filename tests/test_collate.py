@@ -83,6 +83,17 @@ def test_teacher_scores_and_detections():
         collate_clips([make_sample(0, detections=det(1, 0)), make_sample(1)])
 
 
+def test_teacher_embeddings_stack_to_batch_rows():
+    samples = [make_sample(i, extra_features=torch.arange(6, dtype=torch.float32) + 10 * i) for i in range(3)]
+    batch = collate_clips(samples)
+    assert batch["extra_features"].shape == (3, 6) and batch["extra_features"].dtype == torch.float32
+    assert batch["extra_features"][:, 0].tolist() == [0, 10, 20] and batch["extra_features"][2, 5] == 25
+    with pytest.raises(ValueError, match=r"'v1'.*'extra_features' of shape \(4,\).*\(6,\)"):
+        collate_clips([make_sample(0, extra_features=torch.zeros(6)), make_sample(1, extra_features=torch.zeros(4))])
+    with pytest.raises(ValueError, match="'v1'.*no 'extra_features'"):
+        collate_clips([make_sample(0, extra_features=torch.zeros(6)), make_sample(1)])
+
+
 def test_failed_samples_are_listed_not_batched():
     error = {"index": 5, "video_id": "broken", "view": 3, "error": "broken.mp4: cannot open"}
     samples = [make_sample(0, failed=["x.mp4: truncated"]), error, make_sample(1, failed=["y.mp4: no such file"])]

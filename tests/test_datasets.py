@@ -1,7 +1,8 @@
 """Datasets on generated data in each official format: labels against the generator's ground
-truth, hand-worked frame indices, Charades clip targets and no-pair selection, EPIC fractions,
-detections on clip frames, teacher-score joins, bad-input handling, and frame folders left as
-JPEG bytes for decoding on the training device."""
+truth, each data set's sampling rule with hand-worked frame indices, Charades clip targets and
+no-pair selection, EPIC fractions, detections on clip frames, teacher-score and teacher-embedding
+joins, bad-input handling, and frame folders left as JPEG bytes for decoding on the training
+device."""
 
 import shutil
 
@@ -16,12 +17,18 @@ from data.datasets import (CharadesEgoDataset, EpicKitchensDataset, KineticsData
 from data.synthetic import (corrupt_video, make_charades_ego, make_epic55, make_epic100, make_kinetics,
                             make_ssv2)
 from data.teacher_targets import (TeacherTargetError, average_clip_log_probs, detections_path, save_detections,
-                                  save_teacher_scores)
+                                  save_teacher_embeddings, save_teacher_scores)
 from data.transforms import ClipSampling
 
-# small clips: 8 frames at stride 2 (a 16-frame window), 2 test windows x 3 crops
+# small clips: 8 frames at stride 2 (a 16-frame Kinetics window, a 15-frame Charades/EPIC clip),
+# 2 test windows x 3 crops; the temporal rule and flips are left to each data set
 SAMPLING = ClipSampling(clip_len=8, stride=2, min_size=64, max_size=80, crop_size=56, test_size=64,
                         num_clips=2, num_crops=3)
+
+
+def strided(start, num_frames, clip_len=8, stride=2):
+    """The "frames" rule's indices: start + stride·k clamped to [0, num_frames - 1]."""
+    return [min(max(start + stride * k, 0), num_frames - 1) for k in range(clip_len)]
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +126,45 @@ def test_teacher_score_join(data, tmp_path):
     sample = joined[2]
     torch.testing.assert_close(sample["ego_score"], scores[ids.index(sample["video_id"])])
     assert collate_clips([joined[0], joined[1]])["ego_score"].shape == (2, 2)
+
+
+def test_teacher_embeddings_are_concatenated_in_order(data, tmp_path):
+    ds = kinetics(data, False)
+    ids = [v.video_id for v in ds.videos]
+    ego = torch.arange(len(ids) * 2, dtype=torch.float32).view(-1, 2)
+    obj = -torch.arange(len(ids) * 3, dtype=torch.float32).view(-1, 3)
+    save_teacher_embeddings(tmp_path / "ego.pt", "ego", ids, ego)
+    save_teacher_embeddings(tmp_path / "obj.pt", "object", ids[::-1], obj.flip(0))  # rows in another order
+    joined = kinetics(data, False, embeddings=[str(tmp_path / "ego.pt"), str(tmp_path / "obj.pt")])
+    samples = [joined[i] for i in (0, 7, 13)]
+    for sample in samples:
+        row = ids.index(sample["video_id"])
+        assert sample["extra_features"].dtype == torch.float32
+        assert sample["extra_features"].tolist() == ego[row].tolist() + obj[row].tolist()
+    batch = collate_clips(samples)
+    assert batch["extra_features"].shape == (3, 5)
+    assert batch["extra_features"][1].tolist() == ego[1].tolist() + obj[1].tolist()  # index 7: video 1
+    swapped = kinetics(data, False, embeddings=[str(tmp_path / "obj.pt"), str(tmp_path / "ego.pt")])
+    assert swapped[0]["extra_features"].tolist() == obj[0].tolist() + ego[0].tolist()
+    assert "extra_features" not in ds[0]
+
+
+def test_videos_missing_from_an_embedding_file_are_listed(data, tmp_path):
+    ds = kinetics(data, True)
+    ids = [v.video_id for v in ds.videos]
+    save_teacher_embeddings(tmp_path / "full.pt", "ego", ids, torch.ones(len(ids), 4))
+    save_teacher_embeddings(tmp_path / "part.pt", "interaction", ids[2:], torch.ones(len(ids) - 2, 4))
+    files = [str(tmp_path / "full.pt"), str(tmp_path / "part.pt")]
+    with pytest.raises(TeacherTargetError) as e:
+        kinetics(data, True, embeddings=files)
+    message = str(e.value)
+    assert "part.pt (interaction embeddings): 2 missing" in message and "full.pt" not in message
+    assert ids[0] in message and ids[1] in message
+    kept = kinetics(data, True, embeddings=files, skip_videos_without_targets=True)
+    assert [v.video_id for v in kept.videos] == ids[2:]
+    assert kept[0]["extra_features"].shape == (8,)
+    with pytest.raises(ValueError, match="list of one or more teacher-embedding files"):
+        kinetics(data, True, embeddings=files[0])  # one path, not a list of them
 
 
 def test_missing_detection_files_are_listed(data, tmp_path):
@@ -282,9 +328,10 @@ def test_epic100_labels_indices_and_participants(data, source):
     assert len(ds.videos) == 4 and len(ds) == 24
     for video, item in enumerate(ds.videos):
         truth = e["segments"][item.video_id]
-        # segment frames start-1 .. stop-1 (24 frames), window 16: delta 8, clip starts 0 and 4
+        # segment frames start-1 .. stop-1 (24 frames), "frames" rule: clip length 15, slack 9,
+        # 2 windows: gap 9, starts 0 and 9, frames 2 apart
         first = truth["start_frame"] - 1
-        for view, offsets in ((0, [0, 2, 4, 6, 8, 10, 12, 15]), (4, [4, 6, 8, 10, 12, 14, 16, 19])):
+        for view, offsets in ((0, [0, 2, 4, 6, 8, 10, 12, 14]), (4, [9, 11, 13, 15, 17, 19, 21, 23])):
             sample = ds[video * 6 + view]
             assert sample["frame_indices"].tolist() == [first + o for o in offsets]
             assert {k: v.item() for k, v in sample["label"].items()} == {
@@ -295,8 +342,9 @@ def test_epic100_labels_indices_and_participants(data, source):
     for i in range(0, len(train), 5):
         sample = train[i]
         truth = e["segments"][sample["video_id"]]
-        assert truth["start_frame"] - 1 <= sample["frame_indices"].min()
-        assert sample["frame_indices"].max() <= truth["stop_frame"] - 1
+        start = sample["frame_indices"][0].item() - (truth["start_frame"] - 1)
+        assert 0 <= start <= 9 and sample["frame_indices"].tolist() == [truth["start_frame"] - 1 + i
+                                                                          for i in strided(start, 24)]
 
 
 def test_epic_test_split_has_unknown_labels(data):
@@ -337,18 +385,112 @@ def test_epic_fraction_is_nested_and_deterministic(data):
 # ----------------------------------------------------------------------------- SSv2
 
 
-def test_ssv2_webm_labels(data):
+def ssv2(data, training, split=None, **kw):
     s = data["ssv2"]
-    ds = SSv2Dataset(False, labels=s["json"]["labels"], split=s["json"]["validation"], video_root=s["video_root"],
-                     sampling=SAMPLING)
-    assert ds.num_classes == 4 and len(ds.videos) == 4
+    return SSv2Dataset(training, labels=s["json"]["labels"], split=s["json"][split or ("train" if training else
+                                                                                     "validation")],
+                       video_root=s["video_root"], **kw)
+
+
+def test_ssv2_segments_rule_one_view_by_default(data):
+    s = data["ssv2"]
+    ds = ssv2(data, False, sampling=ClipSampling(clip_len=8, test_size=64))  # views left to the data set: 1 x 1
+    assert ds.num_classes == 4 and len(ds.videos) == 4 and len(ds) == 4
+    # 32 frames, 8 segments of size 31/8: bounds 0, 4, 8, 12, 16, 19, 23, 27, 31, middles (s + e) // 2
     for video, item in enumerate(ds.videos):
-        sample = ds[video * 6]
+        sample = ds[video]
         assert sample["label"].item() == s["labels"][item.video_id]
-        assert sample["frame_indices"].tolist() == [0, 2, 4, 6, 8, 10, 12, 15]  # 32 frames: delta 16
-    test = SSv2Dataset(False, labels=s["json"]["labels"], split=s["json"]["test"], video_root=s["video_root"],
-                       sampling=SAMPLING)
-    assert test[0]["label"].item() == -1
+        assert sample["frame_indices"].tolist() == [2, 6, 10, 14, 17, 21, 25, 29]
+        assert sample["transform"].crop_offset == (11, 0)  # 96x128 -> 64x85, the centre crop
+    assert ssv2(data, False, split="test", sampling=SAMPLING)[0]["label"].item() == -1
+
+
+def test_ssv2_ten_by_three_option(data):
+    ds = ssv2(data, False, sampling=ClipSampling(clip_len=8, test_size=64, num_clips=10, num_crops=3))
+    assert len(ds) == 4 * 30
+    bounds = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 19), (19, 23), (23, 27), (27, 31)]
+    for view in (0, 14, 29):
+        v = view // 3
+        sample = ds[30 + view]
+        assert sample["frame_indices"].tolist() == [s + (e - s) * (2 * v + 1) // 20 for s, e in bounds]
+        assert sample["transform"].crop_offset == ([0, 11, 21][view % 3], 0)
+
+
+def test_ssv2_training_never_flips(data):
+    ds = ssv2(data, True, sampling=SAMPLING)
+    assert (ds.sampling.temporal, ds.sampling.flip) == ("segments", False)
+    flipped_if_allowed = ssv2(data, True, sampling=ClipSampling(**{**SAMPLING.__dict__, "flip": True}))
+    bounds = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 19), (19, 23), (23, 27), (27, 31)]
+    flips = 0
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        flipped_if_allowed.set_epoch(epoch)
+        for index in range(len(ds)):
+            sample, other = ds[index], flipped_if_allowed[index]
+            assert not sample["flip"] and not sample["transform"].flip
+            assert all(s <= f <= e for f, (s, e) in zip(sample["frame_indices"].tolist(), bounds))
+            assert torch.equal(sample["frame_indices"], other["frame_indices"])  # same draws otherwise
+            flips += other["flip"]
+    assert flips > 0  # the same clips with flips allowed do get flipped
+
+
+def test_ssv2_training_split_needs_labels(data):
+    with pytest.raises(AnnotationError, match="template"):
+        ssv2(data, True, split="test")
+
+
+# ----------------------------------------------------------------------------- rules per data set
+
+
+def test_each_data_set_picks_its_release_rule(data):
+    c, e = data["charades"], data["epic100"]
+    picked = {
+        "kinetics": KineticsDataset(False, list_path=data["kinetics"]["lists"]["val"],
+                                    video_root=data["kinetics"]["video_root"], num_classes=3),
+        "charades": CharadesEgoDataset(False, csv_path=c["csv"]["test"], data_root=c["data_root"]),
+        "epic": EpicKitchensDataset(False, annotations=e["csv"]["validation"], data_root=e["root"]),
+        "ssv2": ssv2(data, False, sampling=SAMPLING),
+    }
+    rules = {name: (ds.sampling.temporal, ds.sampling.flip, ds.sampling.num_clips, ds.sampling.num_crops)
+             for name, ds in picked.items()}
+    assert rules == {"kinetics": ("kinetics", True, 10, 3), "charades": ("frames", True, 10, 3),
+                     "epic": ("frames", True, 10, 3), "ssv2": ("segments", False, 2, 3)}  # SAMPLING's views
+    # a caller's choice wins over the data set's
+    mine = ClipSampling(**{**SAMPLING.__dict__, "temporal": "kinetics", "flip": True})
+    overridden = ssv2(data, False, sampling=mine)
+    assert overridden.sampling == mine.filled(temporal="segments", flip=False, num_clips=1, num_crops=1)
+    assert overridden[0]["frame_indices"].tolist() == [0, 2, 4, 6, 8, 10, 12, 15]  # the Kinetics window
+
+
+@pytest.mark.parametrize("source", ["charades", "charades_frames"])
+def test_charades_test_windows_hand_worked(data, source):
+    c = data[source]
+    ds = CharadesEgoDataset(False, csv_path=c["csv"]["test"], data_root=c["data_root"], sampling=SAMPLING)
+    # 48 frames at 24 fps, video or folder alike: clip length 15, slack 33, 2 windows: starts 0, 33
+    for view in range(6):
+        sample = ds[view]
+        assert sample["frame_indices"].tolist() == strided([0, 33][view // 3], 48)
+        assert sample["transform"].crop_offset == ([0, 11, 21][view % 3], 0)
+
+
+def test_training_clips_depend_on_seed_epoch_and_index_only(data):
+    c = data["charades_frames"]
+    kw = dict(csv_path=c["csv"]["train"], data_root=c["data_root"], views="both", sampling=SAMPLING)
+    first, second = CharadesEgoDataset(True, **kw), CharadesEgoDataset(True, **kw)
+    second[3]  # a different history of calls does not matter
+    for ds in (first, second):
+        ds.set_epoch(2)
+    a, b = first[1], second[1]
+    assert torch.equal(a["frame_indices"], b["frame_indices"]) and a["transform"] == b["transform"]
+    assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["label"], b["label"])
+    start = a["frame_indices"][0].item()
+    assert 0 <= start <= 33 and a["frame_indices"].tolist() == strided(start, 48)
+    clips = set()
+    for epoch in range(6):
+        first.set_epoch(epoch)
+        sample = first[1]
+        clips.add((tuple(sample["frame_indices"].tolist()), sample["transform"]))
+    assert len(clips) > 1
 
 
 # ----------------------------------------------------------------------------- JPEG bytes for the device

@@ -1,5 +1,5 @@
-"""Teacher-score and detection files: format round trips, validation errors, and the clip
-detections mapping on hand-worked cases."""
+"""Teacher-score, teacher-embedding and detection files: format round trips, validation errors,
+and the clip detections mapping on hand-worked cases."""
 
 import math
 import pickle
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from data.teacher_targets import (TeacherTargetError, average_clip_log_probs, clip_detections,
-                                  load_detections, load_teacher_scores, save_detections,
-                                  save_teacher_scores)
+                                  load_detections, load_teacher_embeddings, load_teacher_scores,
+                                  save_detections, save_teacher_embeddings, save_teacher_scores)
 
 
 def test_average_clip_log_probs_hand_worked():
@@ -78,6 +78,64 @@ def test_bad_score_files_are_rejected(tmp_path, change, message):
 def test_missing_score_file(tmp_path):
     with pytest.raises(TeacherTargetError, match=r"nope\.pt: teacher-score file not found"):
         load_teacher_scores(tmp_path / "nope.pt")
+
+
+def test_embeddings_round_trip_with_metadata(tmp_path):
+    rows = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    save_teacher_embeddings(tmp_path / "emb.pt", "interaction", ["a", "b", "c"], rows, model="slow_r50", layer="pool5")
+    loaded = load_teacher_embeddings(tmp_path / "emb.pt", teacher="interaction", dim=5)
+    assert loaded.teacher == "interaction" and loaded.video_ids == ["a", "b", "c"] and loaded.dim == 5
+    assert loaded.metadata == {"model": "slow_r50", "layer": "pool5"}
+    assert loaded.embeddings.dtype == torch.float32 and loaded["c"].tolist() == rows[2].float().tolist()
+    assert loaded.missing(["b", "x"]) == ["x"]
+    raw = torch.load(tmp_path / "emb.pt", weights_only=True)  # the stored file is plain tensors and lists
+    assert raw["kind"] == "embeddings" and raw["embeddings"].dtype == torch.float32
+    with pytest.raises(TeacherTargetError, match=r"emb\.pt: holds 'interaction' teacher embeddings, expected 'ego'"):
+        load_teacher_embeddings(tmp_path / "emb.pt", teacher="ego")
+    with pytest.raises(TeacherTargetError, match=r"emb\.pt: embeddings are 5-dimensional, expected 8"):
+        load_teacher_embeddings(tmp_path / "emb.pt", dim=8)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(embeddings=torch.tensor([[1.0, float("inf")], [0.0, 0.0]])),
+     r"1 row\(s\) contain NaN or inf, e\.g\. \['a'\]"),
+    (dict(embeddings=torch.tensor([[1e300, 0.0], [0.0, 0.0]], dtype=torch.float64)), r"NaN or inf, e\.g\. \['a'\]"),
+    (dict(embeddings=torch.zeros(2)), r"float tensor \[N, D\].*got torch\.float32 \(2,\)"),
+    (dict(embeddings=torch.zeros(2, 0)), r"D >= 1, got torch\.float32 \(2, 0\)"),
+    (dict(embeddings=torch.zeros(2, 3, dtype=torch.int64)), r"float tensor .*torch\.int64"),
+    (dict(embeddings=[[0.0, 1.0], [1.0, 0.0]]), r"float tensor .*got list"),
+    (dict(video_ids=["a"]), "one per embedding row"),
+    (dict(video_ids=["a", "a"]), r"duplicate video ids \['a'\]"),
+    (dict(video_ids=["a", ""]), r"not non-empty strings: entry 1 = ''"),
+    (dict(video_ids=["a", 7]), r"not non-empty strings: entry 1 = 7"),
+    (dict(kind="log_probs"), "kind should be 'embeddings'"),
+    (dict(teacher=""), "teacher should be a non-empty name"),
+])
+def test_bad_embedding_files_are_rejected(tmp_path, change, message):
+    blob = dict(teacher="ego", kind="embeddings", video_ids=["a", "b"], embeddings=torch.zeros(2, 3))
+    blob.update(change)
+    path = write_raw(tmp_path / "e.pt", **blob)
+    with pytest.raises(TeacherTargetError, match=r"e\.pt: .*" + message):  # names the file
+        load_teacher_embeddings(path)
+    if "kind" not in change:  # the writer refuses what the reader would
+        with pytest.raises(TeacherTargetError, match=message):
+            save_teacher_embeddings(tmp_path / "w.pt", blob["teacher"], blob["video_ids"], blob["embeddings"])
+        assert not (tmp_path / "w.pt").exists()
+
+
+def test_embedding_files_that_are_not_embedding_dicts(tmp_path):
+    with pytest.raises(TeacherTargetError, match=r"nope\.pt: teacher-embedding file not found"):
+        load_teacher_embeddings(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(TeacherTargetError, match=r"junk\.pt: not a readable torch\.save file"):
+        load_teacher_embeddings(tmp_path / "junk.pt")
+    scores = write_raw(tmp_path / "scores.pt", teacher="ego", kind="log_probs", video_ids=["a"],
+                       scores=torch.log(torch.tensor([[0.5, 0.5]])))
+    with pytest.raises(TeacherTargetError,
+                       match=r"scores\.pt: expected a dict with keys teacher, kind, video_ids, embeddings"):
+        load_teacher_embeddings(scores)
+    with pytest.raises(TeacherTargetError, match=r"e\.pt: metadata 'clips' is a int64"):
+        save_teacher_embeddings(tmp_path / "e.pt", "ego", ["a"], torch.zeros(1, 2), clips=np.int64(2))
 
 
 def det_row(x1, y1, x2, y2, score):

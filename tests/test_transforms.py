@@ -1,6 +1,7 @@
-"""data/transforms.py: hand-worked temporal indices and crop geometry, equivalence of box
-sampling with resize-then-crop, pre-crop invariance, and load_clip end to end (decoded in the
-worker or left as JPEG bytes for the training device)."""
+"""data/transforms.py: hand-worked temporal indices of the three rules (kinetics, frames,
+segments) and crop geometry, equivalence of box sampling with resize-then-crop, pre-crop
+invariance, and load_clip end to end (decoded in the worker or left as JPEG bytes for the
+training device), with each rule and with flips off."""
 
 import numpy as np
 import pytest
@@ -9,11 +10,14 @@ import torch.nn.functional as F
 import torchvision.io
 
 from data.transforms import (
+    KINETICS_SAMPLING,
     ClipSampling,
     SpatialTransform,
     load_clip,
     precrop_region,
     sample_clip_indices,
+    sample_segment_indices,
+    sample_strided_indices,
     short_side_resize,
     test_transforms as make_test_transforms,  # not a test: keep pytest from collecting it
     train_transform,
@@ -82,6 +86,110 @@ def test_sampling_argument_errors():
         sample_clip_indices(0, 8, 8, 0, 10, rng)
 
 
+def strided(start, clip_len, stride, num_frames):
+    """The "frames" rule's indices from a start: start + stride·k clamped to the segment."""
+    return [min(max(start + stride * k, 0), num_frames - 1) for k in range(clip_len)]
+
+
+def test_strided_test_windows_hand_worked():
+    # 48 frames, 8 at stride 2: clip length 7·2 + 1 = 15, slack 33
+    idx = lambda clip, n: sample_strided_indices(48, 8, 2, clip, n, np.random.default_rng(0)).tolist()  # noqa: E731
+    assert [idx(v, 2) for v in range(2)] == [strided(0, 8, 2, 48), strided(33, 8, 2, 48)]  # gap 33
+    assert idx(1, 2) == [33, 35, 37, 39, 41, 43, 45, 47]  # the last window ends on the last frame
+    # 3 windows: gap 16.5, round(16.5) = 16 (halves go to even, as Python's round)
+    assert [idx(v, 3)[0] for v in range(3)] == [0, 16, 33]
+    assert idx(0, 1) == strided(16, 8, 2, 48)  # one window: the centred one, floor(33 / 2)
+    # 20 frames, 4 at stride 3: clip length 10, slack 10, 5 windows: gap 2.5, starts
+    # round(0, 2.5, 5, 7.5, 10) = 0, 2, 5, 8, 10
+    starts = [sample_strided_indices(20, 4, 3, v, 5, np.random.default_rng(0))[0] for v in range(5)]
+    assert starts == [0, 2, 5, 8, 10]
+    assert sample_strided_indices(20, 4, 3, 4, 5, np.random.default_rng(0)).tolist() == [10, 13, 16, 19]
+    assert sample_strided_indices(48, 8, 2, 0, 2, np.random.default_rng(0)).dtype == np.int64
+
+
+def test_strided_training_start_follows_the_generator():
+    # 100 frames, 8 at stride 4: clip length 29, start uniform over the integers [0, 71]
+    starts = set()
+    for seed in range(600):
+        got = sample_strided_indices(100, 8, 4, -1, 10, np.random.default_rng(seed)).tolist()
+        start = int(np.random.default_rng(seed).integers(0, 72))
+        assert got == strided(start, 8, 4, 100)
+        starts.add(start)
+    assert starts == set(range(72))
+
+
+def test_strided_short_segment_clamps():
+    # 10 frames < clip length 15: test windows start at 0; training starts are drawn from
+    # [10 - 15, 0] = [-5, 0], the frames before 0 clamped to frame 0
+    assert sample_strided_indices(10, 8, 2, 1, 2, np.random.default_rng(0)).tolist() == [0, 2, 4, 6, 8, 9, 9, 9]
+    starts = set()
+    for seed in range(200):
+        start = int(np.random.default_rng(seed).integers(-5, 1))
+        assert sample_strided_indices(10, 8, 2, -1, 1, np.random.default_rng(seed)).tolist() == strided(start, 8, 2, 10)
+        starts.add(start)
+    assert starts == set(range(-5, 1))
+    assert sample_strided_indices(1, 4, 2, -1, 1, np.random.default_rng(0)).tolist() == [0, 0, 0, 0]
+
+
+def segment_bounds(num_frames, clip_len):
+    """Segment i of the "segments" rule: [round(i·size), round((i + 1)·size)], size = (L - 1) / T."""
+    size = (num_frames - 1) / clip_len
+    return [(int(np.round(size * i)), int(np.round(size * (i + 1)))) for i in range(clip_len)]
+
+
+def test_segment_test_frames_hand_worked():
+    # 32 frames, 8 segments: size 31/8 = 3.875, bounds round(3.875·i): 0, 4, 8, 12, 16 (15.5 to
+    # even), 19, 23, 27, 31; the middles (s + e) // 2
+    assert segment_bounds(32, 8) == [(0, 4), (4, 8), (8, 12), (12, 16), (16, 19), (19, 23), (23, 27), (27, 31)]
+    got = sample_segment_indices(32, 8, 0, 1, np.random.default_rng(0))
+    assert got.tolist() == [2, 6, 10, 14, 17, 21, 25, 29] and got.dtype == np.int64
+    # 10 frames, 4 segments: size 2.25, bounds 0, 2, 4 (4.5 to even), 7, 9
+    assert sample_segment_indices(10, 4, 0, 1, np.random.default_rng(0)).tolist() == [1, 3, 5, 8]
+    # fewer frames than segments: size 0.5, bounds 0, 0 (0.5 to even), 1, 2 (1.5 to even), 2:
+    # segments [0, 0], [0, 1], [1, 2], [2, 2]
+    assert sample_segment_indices(3, 4, 0, 1, np.random.default_rng(0)).tolist() == [0, 0, 1, 2]
+    assert sample_segment_indices(1, 4, 0, 1, np.random.default_rng(0)).tolist() == [0, 0, 0, 0]
+
+
+def test_segment_test_windows_of_the_multi_view_option():
+    # window v of N at fraction (v + 1/2)/N through each segment, floored
+    bounds = segment_bounds(32, 8)
+    for v in range(10):
+        got = sample_segment_indices(32, 8, v, 10, np.random.default_rng(0)).tolist()
+        assert got == [s + (e - s) * (2 * v + 1) // 20 for s, e in bounds]
+    assert sample_segment_indices(32, 8, 0, 10, np.random.default_rng(0)).tolist() == [s for s, _ in bounds]
+    assert sample_segment_indices(32, 8, 9, 10, np.random.default_rng(0)).tolist() == [3, 7, 11, 15, 18, 22, 26, 30]
+
+
+def test_segment_training_frames_follow_the_generator():
+    bounds = segment_bounds(32, 8)
+    seen = [set() for _ in bounds]
+    for seed in range(300):
+        got = sample_segment_indices(32, 8, -1, 1, np.random.default_rng(seed)).tolist()
+        low, high = np.array(bounds).T
+        assert got == np.random.default_rng(seed).integers(low, high + 1).tolist()
+        for i, frame in enumerate(got):
+            seen[i].add(frame)
+    assert seen == [set(range(s, e + 1)) for s, e in bounds]  # both ends of each segment included
+
+
+def test_clip_sampling_fields_left_to_the_data_set():
+    default = ClipSampling()
+    assert (default.temporal, default.flip, default.num_clips, default.num_crops) == (None, None, None, None)
+    with pytest.raises(ValueError, match="num_views"):
+        default.num_views
+    filled = default.filled(**KINETICS_SAMPLING)
+    assert (filled.temporal, filled.flip, filled.num_views) == ("kinetics", True, 30)
+    mine = ClipSampling(num_clips=2, flip=False).filled(temporal="segments", flip=True, num_clips=1, num_crops=1)
+    assert (mine.temporal, mine.flip, mine.num_clips, mine.num_crops) == ("segments", False, 2, 1)
+    with pytest.raises(ValueError, match="temporal should be one of"):
+        ClipSampling(temporal="uniform")
+    with pytest.raises(ValueError, match="num_crops should be 1 or 3"):
+        ClipSampling(num_crops=2)
+    with pytest.raises(ValueError, match="target_fps rescales the 'kinetics' window only"):
+        ClipSampling(target_fps=30).filled(temporal="frames", flip=True, num_clips=10, num_crops=3)
+
+
 # -- spatial --------------------------------------------------------------------------------------
 
 
@@ -126,6 +234,19 @@ def test_train_transform_ranges():
     assert 0.45 < np.mean(flips) < 0.55
     with pytest.raises(ValueError, match="crop_size"):
         train_transform(240, 320, np.random.default_rng(0), min_size=200)
+
+
+def test_train_transform_without_flips_draws_the_same_crops():
+    flipped = 0
+    for seed in range(200):
+        with_flips, without = np.random.default_rng(seed), np.random.default_rng(seed)
+        a = train_transform(240, 320, with_flips)
+        b = train_transform(240, 320, without, flip=False)
+        assert not b.flip and b == SpatialTransform(a.frame_size, a.resized_size, a.scale, a.crop_offset,
+                                                    a.crop_size, False)
+        assert with_flips.random() == without.random()  # the same draws were made
+        flipped += a.flip
+    assert 60 < flipped < 140
 
 
 def test_test_crops_positions():
@@ -229,6 +350,60 @@ def test_load_clip_test_views_and_segments(clip_video):
     # a segment running past the end of the source stops at its last frame
     late = load_clip(folder, SMALL, np.random.default_rng(0), view=3, first_frame=35, num_frames=20)
     assert late["frame_indices"].max() == 39
+
+
+def test_load_clip_frames_rule_on_videos_and_folders(clip_video):
+    path, folder, frames = clip_video
+    sampling = ClipSampling(**{**SMALL.__dict__, "temporal": "frames"})
+    # segment of 30 frames from frame 4: clip length 15, slack 15, 4 windows: gap 5
+    for view in (0, 7, 11):
+        clip_idx = view // 3
+        expected = [4 + i for i in strided(5 * clip_idx, 8, 2, 30)]
+        for source in (path, folder):
+            sample = load_clip(source, sampling, np.random.default_rng(0), view=view, first_frame=4, num_frames=30,
+                               precrop=False)
+            assert sample["frame_indices"].tolist() == expected
+        np.testing.assert_array_equal(sample["frames"].numpy(), frames[expected])
+    # training: the start first, then the spatial draws, from the one generator
+    for seed in range(5):
+        sample = load_clip(path, sampling, np.random.default_rng(seed), first_frame=4, num_frames=30)
+        rng = np.random.default_rng(seed)
+        start = int(rng.integers(0, 16))
+        assert sample["frame_indices"].tolist() == [4 + i for i in strided(start, 8, 2, 30)]
+        assert sample["transform"] == train_transform(60, 80, rng, 64, 72, 56)
+
+
+def test_load_clip_segments_rule_without_flips(clip_video):
+    path, folder, frames = clip_video
+    sampling = ClipSampling(**{**SMALL.__dict__, "temporal": "segments", "flip": False})
+    middles = [(s + e) // 2 for s, e in segment_bounds(40, 8)]  # the whole 40-frame video
+    for source in (path, folder):
+        sample = load_clip(source, ClipSampling(**{**sampling.__dict__, "num_clips": 1}), np.random.default_rng(0),
+                           view=2, precrop=False)
+        assert sample["frame_indices"].tolist() == middles and not sample["flip"]
+        assert sample["transform"] == make_test_transforms(60, 80, 64, 3)[2]
+    np.testing.assert_array_equal(sample["frames"].numpy(), frames[middles])
+    flips_if_allowed = 0
+    for seed in range(12):
+        sample = load_clip(path, sampling, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        low, high = np.array(segment_bounds(40, 8)).T
+        assert sample["frame_indices"].tolist() == rng.integers(low, high + 1).tolist()
+        allowed = train_transform(60, 80, rng, 64, 72, 56)
+        assert not sample["flip"] and not sample["transform"].flip
+        assert sample["transform"].crop_offset == allowed.crop_offset
+        flips_if_allowed += allowed.flip
+    assert flips_if_allowed > 0  # with flips on, some of these clips would have been flipped
+
+
+def test_kinetics_rule_spelled_out_is_the_default(clip_video):
+    path, _, _ = clip_video
+    spelled = ClipSampling(**{**SMALL.__dict__, "temporal": "kinetics", "flip": True})
+    for seed in range(3):
+        a = load_clip(path, SMALL, np.random.default_rng(seed))
+        b = load_clip(path, spelled, np.random.default_rng(seed))
+        assert a["frame_indices"].tolist() == b["frame_indices"].tolist() and a["transform"] == b["transform"]
+        assert torch.equal(a["frames"], b["frames"])
 
 
 def test_load_clip_argument_errors(clip_video):
