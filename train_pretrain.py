@@ -132,7 +132,7 @@ def _is_official_csv(path: str) -> bool:
 
 if _is_official_csv(train_list):
     if class_names is None:
-        class_names = kinetics_csv_class_names(train_list)  # validation uses the training set's map
+        class_names = kinetics_csv_class_names(train_list, num_classes=num_classes)  # validation uses this map
     names = read_class_names(class_names) if isinstance(class_names, str) else class_names
     if len(names) != num_classes:
         sys.exit(f"train_pretrain.py: the class map has {len(names)} classes "

@@ -466,7 +466,7 @@ def _epic_label_row(version, row, fps):
 
 
 def make_epic100(root: str, size: tuple[int, int] = (96, 128), segment_frames: int = 24, gap_frames: int = 8,
-                 segments_per_video: int = 2, fps: float = 30.0, as_videos: bool = False, seed: int = 0) -> dict:
+                 segments_per_video: int = 2, fps: float = 60.0, as_videos: bool = False, seed: int = 0) -> dict:
     """EPIC-Kitchens-100-like data: frame folders `<participant>/rgb_frames/<video_id>/
     frame_%010d.jpg` (or videos `<participant>/videos/<video_id>.MP4`), `EPIC_100_train.csv`,
     `EPIC_100_validation.csv`, `EPIC_100_test_timestamps.csv`,

@@ -6,10 +6,10 @@ import pickle
 
 import pytest
 
-from data.annotations import (AnnotationError, kinetics_csv_class_names, read_charades_ego,
-                              read_class_names, read_epic_segments, read_epic_tail_classes,
-                              read_epic_unseen_participants, read_kinetics_csv, read_kinetics_list,
-                              read_ssv2_labels, read_ssv2_split)
+from data.annotations import (AnnotationError, check_class_count, kinetics_csv_class_names,
+                              read_charades_ego, read_class_names, read_epic_segments,
+                              read_epic_tail_classes, read_epic_unseen_participants, read_kinetics_csv,
+                              read_kinetics_list, read_ssv2_labels, read_ssv2_split)
 
 
 def write(path, text):
@@ -167,7 +167,7 @@ def test_epic100_test_timestamps_have_no_labels(tmp_path):
     f = write(tmp_path / "EPIC_100_test_timestamps.csv",
               "uid,narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,"
               "start_frame,stop_frame\n"
-              "1924,P01_11_0,P01,P01_11,01:02:03.851,01:02:03.50,01:02:04.00,100,130\n")
+              "1924,P01_11_0,P01,P01_11,01:02:03.851,01:02:03.50,01:02:04.00,223411,223441\n")
     (s,) = read_epic_segments(f, 97, 300)
     assert (s.segment_id, s.verb_class, s.noun_class) == ("P01_11_0", -1, -1)  # narration_id, not uid
     assert s.start_timestamp == pytest.approx(3723.5)
@@ -186,15 +186,12 @@ def test_epic_pickles_match_csv(tmp_path):
     assert read_epic_segments(tmp_path / "cols.pkl", 97, 300) == csv_segs
 
 
-def test_epic_dataframe_pickle_without_pandas_is_a_clear_error(tmp_path):
-    try:
-        import pandas  # noqa: F401
-        pytest.skip("pandas is installed: DataFrame pickles are readable")
-    except ImportError:
-        pass
-    # protocol-0 opcodes for "an object of class pandas.core.frame.DataFrame"
+def test_epic_dataframe_pickle_is_a_clear_error(tmp_path):
+    # protocol-0 opcodes for "an object of class pandas.core.frame.DataFrame"; refused by the
+    # restricted unpickler whether or not pandas is installed
     (tmp_path / "EPIC_100_validation.pkl").write_bytes(b"cpandas.core.frame\nDataFrame\n)\x81.")
-    with pytest.raises(AnnotationError, match="EPIC_100_validation.pkl: is a pandas DataFrame pickle"):
+    with pytest.raises(AnnotationError, match=r"EPIC_100_validation\.pkl: is a pandas DataFrame pickle "
+                                              r".*read the CSV file of the same name, or pass trusted=True"):
         read_epic_segments(tmp_path / "EPIC_100_validation.pkl", 97, 300)
 
 
@@ -270,3 +267,405 @@ def test_ssv2_errors(tmp_path):
     no_id = write(tmp_path / "n.json", json.dumps([{"id": "1"}, {"template": "x"}]))
     with pytest.raises(AnnotationError, match=r"n\.json: entry 1 should be an object with an \"id\""):
         read_ssv2_split(no_id, labels)
+
+
+# ----------------------------------------------------------------------------- validation rules
+# One hand-made malformed file per rule of the module docstring; each error names the file and
+# the line (or JSON entry / pickle row).
+
+KINETICS_HEADER = "label,youtube_id,time_start,time_end,split,is_cc\n"
+EPIC55_HEADER = ("uid,participant_id,video_id,narration,start_timestamp,stop_timestamp,start_frame,"
+                 "stop_frame,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes\n")
+EPIC55_ROW = "7,P01,P01_01,open fridge,00:00:01.00,00:00:02.50,61,150,open,2,fridge,12,['fridge'],[12]\n"
+
+
+def epic100_row(**changes):
+    """The first EPIC100_ROWS line with some columns replaced."""
+    fields = dict(zip(EPIC100_HEADER.strip().split(","), EPIC100_ROWS.splitlines()[0].split(",")))
+    fields.update(changes)
+    return ",".join(fields.values()) + "\n"
+
+
+def read_kinetics_train_csv(path):
+    return read_kinetics_csv(path, "/videos", ["abseiling", "passing American football (in game)"])
+
+
+def read_epic100(path):
+    return read_epic_segments(path, 97, 300)
+
+
+READERS = {"list": lambda p: read_kinetics_list(p, "/videos", 4), "kinetics_csv": read_kinetics_train_csv,
+           "charades": read_charades_ego, "epic": read_epic100}
+
+
+@pytest.mark.parametrize("kind, good, bad_line", [
+    ("list", b"a/x.mp4 1\n", b"b/caf\xe9.mp4 2\n"),
+    ("kinetics_csv", KINETICS_HEADER.encode(), b"abseiling,d\xffef,0,10,train,0\n"),
+    ("epic", EPIC100_HEADER.encode(), epic100_row(narration="open d\x00oor").encode().replace(b"\x00", b"\xc3")),
+])
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path, kind, good, bad_line):
+    f = tmp_path / "bad.csv"
+    f.write_bytes(good + bad_line)
+    with pytest.raises(AnnotationError, match=r"bad\.csv:2: bytes are not UTF-8"):
+        READERS[kind](f)
+
+
+def test_json_and_class_names_not_utf8_name_their_line(tmp_path):
+    (tmp_path / "s.json").write_bytes(b'[\n{"id": "1"},\n{"id": "2\xff"}\n]')
+    with pytest.raises(AnnotationError, match=r"s\.json:3: bytes are not UTF-8"):
+        read_ssv2_split(tmp_path / "s.json", {})
+    (tmp_path / "names.txt").write_bytes(b"abseiling\n\xfe\n")
+    with pytest.raises(AnnotationError, match=r"names\.txt:2: bytes are not UTF-8"):
+        read_class_names(tmp_path / "names.txt")
+
+
+def test_utf8_bom_is_dropped(tmp_path):
+    bom = "\ufeff"
+    assert read_kinetics_list(write(tmp_path / "l.csv", bom + "a/x.mp4 1\n"), "/v")[0].path == "/v/a/x.mp4"
+    (clip,) = read_kinetics_csv(write(tmp_path / "k.csv", bom + KINETICS_HEADER + "abseiling,def,0,10,train,0\n"),
+                                "/v", ["abseiling"])
+    assert clip.video_id == "def_000000_000010"
+    assert read_class_names(write(tmp_path / "n.txt", bom + "b\na\n")) == ["b", "a"]
+    assert read_ssv2_split(write(tmp_path / "s.json", bom + '[{"id": "5"}]'), {})[0].video_id == "5"
+    (s,) = read_epic100(write(tmp_path / "e.csv", bom + EPIC100_HEADER + epic100_row()))
+    assert s.segment_id == "P01_01_0"
+
+
+def test_field_over_the_csv_limit_names_its_line(tmp_path):
+    f = write(tmp_path / "big.csv", KINETICS_HEADER + "abseiling,def,0,10,train,0\n"
+              + "abseiling,ghi,0,10,train," + "0" * 200_000 + "\n")
+    with pytest.raises(AnnotationError, match=r"big\.csv:3: malformed CSV .*field larger than field limit"):
+        read_kinetics_train_csv(f)
+
+
+def test_stray_quote_that_would_swallow_rows_is_an_error(tmp_path):
+    # the quote opened on line 3 runs to the quoted label of line 5: the csv module alone
+    # would read lines 3-5 as one row and drop two clips
+    f = write(tmp_path / "q.csv", KINETICS_HEADER + "abseiling,def,0,10,train,0\n"
+              '"abseiling,ghi,5,15,train,0\nabseiling,jkl,5,15,train,0\n'
+              '"passing American football (in game)",mno,1,11,train,0\n')
+    with pytest.raises(AnnotationError, match=r"q\.csv:3: malformed CSV"):
+        read_kinetics_train_csv(f)
+    # a quote pair that strict CSV accepts but that joins lines outside a free-text column
+    g = write(tmp_path / "j.csv", KINETICS_HEADER + '"abseiling,def,0,10,train,0\nabseiling,ghi,0,10,train,0\n'
+              '",jkl,0,10,train,0\n')
+    with pytest.raises(AnnotationError, match=r"j\.csv:2: column 'label' spans lines 2-4"):
+        read_kinetics_train_csv(g)
+    h = write(tmp_path / "e.csv", EPIC100_HEADER + epic100_row(narration='"open\ndoor"'))
+    with pytest.raises(AnnotationError, match=r"e\.csv:2: column 'narration' spans lines 2-3"):
+        read_epic100(h)
+    # an unclosed quote runs to the end of the file
+    u = write(tmp_path / "u.csv", EPIC100_HEADER + epic100_row(narration='"open door'))
+    with pytest.raises(AnnotationError, match=r"u\.csv:2: malformed CSV"):
+        read_epic100(u)
+
+
+def test_list_lines_run_together_are_an_error(tmp_path):
+    f = write(tmp_path / "l.csv", "a/x.mp4 1\nb/y.mp4 2c/z.mp4 3\n")
+    with pytest.raises(AnnotationError, match=r"l\.csv:2: video path .* holds a second video file name"):
+        read_kinetics_list(f)
+
+
+def test_repeated_ids_name_both_lines(tmp_path):
+    same = write(tmp_path / "l.csv", "a/x.mp4 1\nb/y.mp4 2\nc/x.mp4 1\n")
+    with pytest.raises(AnnotationError, match=r"l\.csv:3: video id 'x' is listed twice, first at line 1"):
+        read_kinetics_list(same)
+    conflict = write(tmp_path / "m.csv", "a/x.mp4 1\nb/y.mp4 2\na/x.mp4 3\n")
+    with pytest.raises(AnnotationError, match=r"m\.csv:3: video id 'x' has conflicting labels: label 1 at "
+                                              r"line 1, label 3 at line 3"):
+        read_kinetics_list(conflict)
+    k = write(tmp_path / "k.csv", KINETICS_CSV + '"passing American football (in game)",def,0,10,train,0\n')
+    with pytest.raises(AnnotationError, match=r"k\.csv:5: clip 'def_000000_000010' has conflicting labels: "
+                                              r"'abseiling' at line 3"):
+        read_kinetics_train_csv(k)
+    c = write(tmp_path / "c.csv", CHARADES_HEADER + "AB12,S,K,,,,s,o,d,c001 1 2,10,No,X\n"
+              "CD34,S,K,,,,s,o,d,,10,No,X\nAB12,S,K,,,,s,o,d,c001 1 2,10,No,X\n")
+    with pytest.raises(AnnotationError, match=r"c\.csv:4: video id 'AB12' is listed twice, first at line 2"):
+        read_charades_ego(c)
+    e = write(tmp_path / "e.csv", EPIC100_HEADER + EPIC100_ROWS + epic100_row(verb_class="5"))
+    with pytest.raises(AnnotationError, match=r"e\.csv:4: narration_id 'P01_01_0' has conflicting labels: "
+                                              r"verb_class 3, noun_class 3 at line 2, verb_class 5"):
+        read_epic100(e)
+    e55 = write(tmp_path / "e55.csv", EPIC55_HEADER + EPIC55_ROW + EPIC55_ROW)
+    with pytest.raises(AnnotationError, match=r"e55\.csv:3: uid '7' is listed twice, first at line 2"):
+        read_epic_segments(e55, 125, 352)
+    s = write(tmp_path / "s.json", json.dumps([{"id": "1"}, {"id": "2"}, {"id": 1}]))
+    with pytest.raises(AnnotationError, match=r"s\.json: entry 2: id '1' is listed twice, first at entry 0"):
+        read_ssv2_split(s, {})
+    n = write(tmp_path / "names.txt", "a\nb\na\n")
+    with pytest.raises(AnnotationError, match=r"names\.txt:3: class name 'a' is listed twice"):
+        read_class_names(n)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"stop_frame": "1000000000"}, r"expected 1 <= start_frame <= stop_frame <= 5184000"),
+    ({"start_frame": "0"}, r"expected 1 <= start_frame"),
+    ({"start_frame": "-8"}, r"expected 1 <= start_frame"),
+    ({"stop_frame": "1e9"}, r"column 'stop_frame' should be an integer in ASCII digits, got '1e9'"),
+    ({"stop_frame": "2_02"}, r"column 'stop_frame' should be an integer"),
+    ({"start_frame": "\u0668"}, r"column 'start_frame' should be an integer"),  # Arabic-Indic 8
+    ({"verb_class": "nan"}, r"column 'verb_class' should be an integer"),
+    ({"start_timestamp": "00:61:00"}, r"column 'start_timestamp' should be a timestamp HH:MM:SS.fff"),
+    ({"stop_timestamp": "00:00:60.00"}, r"column 'stop_timestamp' should be a timestamp"),
+    ({"stop_timestamp": "00:00:0\u0663.37"}, r"column 'stop_timestamp' should be a timestamp"),
+    ({"start_timestamp": "00:00:05.00"}, r"expected start_timestamp <= stop_timestamp"),
+    ({"stop_timestamp": "00:10:00.00"}, r"start/stop_timestamp 0.14-600.00 s contradict start/stop_frame 8-202"),
+])
+def test_epic_numbers_times_and_frames(tmp_path, changes, message):
+    f = write(tmp_path / "EPIC_100_train.csv", EPIC100_HEADER + EPIC100_ROWS + epic100_row(**changes))
+    with pytest.raises(AnnotationError, match=r"EPIC_100_train\.csv:4: " + message):
+        read_epic100(f)
+
+
+def test_epic_long_segment_and_frame_rates(tmp_path):
+    # a three-hour segment: frames and times agree at 60 fps, but no action lasts that long
+    long = epic100_row(stop_timestamp="03:00:00.00", stop_frame=str(3 * 3600 * 60 + 1))
+    with pytest.raises(AnnotationError, match=r"x\.csv:2: segment of 647994 frames, longer than 432000"):
+        read_epic100(write(tmp_path / "x.csv", EPIC100_HEADER + long))
+    # frames at 50 fps (some EPIC-100 videos) agree with the times; 24 fps ones only when asked
+    at_50 = epic100_row(start_timestamp="00:10:00.00", stop_timestamp="00:10:02.00", start_frame="30001",
+                        stop_frame="30101")
+    assert read_epic100(write(tmp_path / "y.csv", EPIC100_HEADER + at_50))[0].start_frame == 30001
+    at_24 = epic100_row(start_timestamp="00:10:00.00", stop_timestamp="00:10:02.00", start_frame="14401",
+                        stop_frame="14449")
+    with pytest.raises(AnnotationError, match=r"z\.csv:2: .*contradict.*240\.00-240\.80 s at 60 fps"):
+        read_epic100(write(tmp_path / "z.csv", EPIC100_HEADER + at_24))
+    (s,) = read_epic_segments(tmp_path / "z.csv", 97, 300, frame_rates=(24,))
+    assert (s.start_frame, s.stop_timestamp) == (14401, 602.0)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"video_id": "../P01_01"}, r"column 'video_id' should be an id of ASCII letters"),
+    ({"video_id": "P01/01"}, r"column 'video_id' should be an id"),
+    ({"participant_id": ""}, r"column 'participant_id' should be an id"),
+    ({"video_id": "P02_01", "narration_id": "P02_01_0"}, r"video_id 'P02_01' should begin with its "
+                                                         r"participant_id 'P01'"),
+    ({"narration_id": "P01_02_0"}, r"narration_id 'P01_02_0' should begin with its video_id 'P01_01'"),
+])
+def test_epic_ids(tmp_path, changes, message):
+    f = write(tmp_path / "EPIC_100_validation.csv", EPIC100_HEADER + epic100_row(**changes))
+    with pytest.raises(AnnotationError, match=r"EPIC_100_validation\.csv:2: " + message):
+        read_epic100(f)
+
+
+def test_epic_labelled_file_needs_narration_and_uids_are_digits(tmp_path):
+    header = EPIC100_HEADER.replace("narration,", "text,")
+    with pytest.raises(AnnotationError, match=r"n\.csv:1: header lacks column\(s\) narration"):
+        read_epic100(write(tmp_path / "n.csv", header + epic100_row()))
+    with pytest.raises(AnnotationError, match=r"u\.csv:2: uid should be a non-empty string of ASCII digits"):
+        read_epic_segments(write(tmp_path / "u.csv", EPIC55_HEADER + "x7" + EPIC55_ROW[1:]), 125, 352)
+
+
+@pytest.mark.parametrize("row, message", [
+    ("abseiling,def,-5,5,train,0", r"expected 0 <= time_start < time_end"),
+    ("abseiling,def,10,10,train,0", r"expected 0 <= time_start < time_end"),
+    ("abseiling,def,20,10,train,0", r"expected 0 <= time_start < time_end"),
+    ("abseiling,def,0,1_000,train,0", r"column 'time_end' should be an integer"),
+    ("abseiling,def,\u0661,10,train,0", r"column 'time_start' should be an integer"),
+    ("abseiling,,0,10,train,0", r"column 'youtube_id' should be an id"),
+    ("abseiling,../../etc,0,10,train,0", r"column 'youtube_id' should be an id"),
+    ("abseiling,def,0,10,../train,0", r"column 'split' should be an id"),
+    ("../abseiling,def,0,10,train,0", r"column 'label' should be a printable class name without path "
+                                      r"separators"),
+])
+def test_kinetics_csv_times_and_ids(tmp_path, row, message):
+    f = write(tmp_path / "train.csv", KINETICS_CSV + row + "\n")
+    with pytest.raises(AnnotationError, match=r"train\.csv:5: " + message):
+        read_kinetics_train_csv(f)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("../x.mp4 1", r"video path '\.\./x\.mp4' should be printable and, under a video_root, relative"),
+    ("a/../../x.mp4 1", r"video path .* relative without '\.\.' components"),
+    ("/abs/x.mp4 1", r"video path '/abs/x\.mp4'"),
+    ("a/x\x07.mp4 1", r"video path .* should be printable"),
+    ("a/y.mp4 \u0663", r"expected `<video path> <integer label>`"),
+    ("a/y.mp4 1_0", r"expected `<video path> <integer label>`"),
+    ("a/ 1", r"video path 'a/' names no file"),
+])
+def test_kinetics_list_paths_and_labels(tmp_path, line, message):
+    f = write(tmp_path / "train.csv", "a/x.mp4 1\n" + line + "\n")
+    with pytest.raises(AnnotationError, match=r"train\.csv:2: " + message):
+        read_kinetics_list(f, video_root="/videos")
+
+
+def test_kinetics_list_without_root_keeps_absolute_and_parent_paths(tmp_path):
+    f = write(tmp_path / "train.csv", "/data/k/x.mp4 1\n../k/y.mp4 0\n")
+    assert [c.path for c in read_kinetics_list(f)] == ["/data/k/x.mp4", "../k/y.mp4"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ("A,S,K,,,,s,o,d,c001 1 2,-3,No,X", r"column 'length' should be in \[0, 86400\] seconds, got -3.0"),
+    ("A,S,K,,,,s,o,d,c001 1 2,nan,No,X", r"column 'length' should be a finite number in ASCII, got 'nan'"),
+    ("A,S,K,,,,s,o,d,c001 1 2,inf,No,X", r"column 'length' should be a finite number"),
+    ("A,S,K,,,,s,o,d,c001 1 2,1e9,No,X", r"column 'length' should be in \[0, 86400\] seconds"),
+    ("A,S,K,,,,s,o,d,c001 1 2,1e999,No,X", r"column 'length' should be a finite number"),
+    ("A,S,K,,,,s,o,d,c001 -1 2,10,No,X", r"column 'actions \(c001 -1 2\)' should be in \[0, 86400\]"),
+    ("A,S,K,,,,s,o,d,c001 nan 2,10,No,X", r"action 'c001 nan 2' has non-numeric times"),
+    ("A,S,K,,,,s,o,d,c001 1 inf,10,No,X", r"action 'c001 1 inf' has non-numeric times"),
+    ("A,S,K,,,,s,o,d,c001 \u0661 2,10,No,X", r"action 'c001 \u0661 2' has non-numeric times"),
+    ("A/B,S,K,,,,s,o,d,,10,No,X", r"column 'id' should be an id"),
+    (",S,K,,,,s,o,d,,10,No,X", r"column 'id' should be an id"),
+])
+def test_charades_lengths_times_and_ids(tmp_path, fields, message):
+    f = write(tmp_path / "CharadesEgo_v1_train.csv",
+              CHARADES_HEADER + "Z9,S,K,,,,s,o,d,,10,No,X\n" + fields + "\n")
+    with pytest.raises(AnnotationError, match=r"CharadesEgo_v1_train\.csv:3: " + message):
+        read_charades_ego(f)
+
+
+def test_charades_reversed_span_is_kept(tmp_path):
+    f = write(tmp_path / "c.csv", CHARADES_HEADER + "A,S,K,,,,s,o,d,c001 5.0 2.0,10,No,X\n")
+    (action,) = read_charades_ego(f)[0].actions
+    assert (action.start, action.end) == (5.0, 2.0)
+    assert action.overlaps(3.0, 4.0) and not action.overlaps(5.5, 6.0)
+
+
+def test_class_count_checks(tmp_path):
+    with pytest.raises(AnnotationError, match=r"names\.txt: the class map has 2 classes but the model has 3"):
+        check_class_count(["a", "b"], 3, "names.txt")
+    check_class_count(["a", "b"], 2, "names.txt")
+    misspelt = write(tmp_path / "train.csv", KINETICS_CSV + "abseilng,jjj,0,10,train,0\n")
+    with pytest.raises(AnnotationError, match=r"train\.csv \(fewest rows: 'abseilng' \(1 row\(s\), first at "
+                                              r".*train\.csv:5\).*\): the class map has 3 classes but the "
+                                              r"model has 2"):
+        kinetics_csv_class_names(misspelt, num_classes=2)
+    assert kinetics_csv_class_names(write(tmp_path / "ok.csv", KINETICS_CSV), num_classes=2) == [
+        "abseiling", "passing American football (in game)"]
+
+
+SSV2_LABELS = {"Putting something on a surface": 0}
+SSV2_ENTRY = {"id": "1", "label": "putting pen on a surface", "template": "Putting [something] on a surface",
+              "placeholders": ["pen"]}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"id": ""}, r"\"id\" should be a non-empty string of ASCII digits"),
+    ({"id": "../7"}, r"\"id\" should be a non-empty string of ASCII digits"),
+    ({"id": "\u0661\u0662"}, r"\"id\" should be a non-empty string of ASCII digits"),
+    ({"id": 2.5}, r"\"id\" should be a non-empty string of ASCII digits"),
+    ({"id": True}, r"\"id\" should be a non-empty string of ASCII digits"),
+    ({"id": None}, r"\"id\" should be a non-empty string of ASCII digits"),
+    ({"label": 3}, r"\"label\" should be a string, got 3"),
+    ({"template": ["Putting [something] on a surface"]}, r"\"template\" should be a string"),
+    ({"placeholders": "pen"}, r"\"placeholders\" should be a list of strings"),
+])
+def test_ssv2_entry_types(tmp_path, bad, message):
+    f = write(tmp_path / "train.json", json.dumps([SSV2_ENTRY, {**SSV2_ENTRY, "id": "2", **bad}]))
+    with pytest.raises(AnnotationError, match=r"train\.json: entry 1: " + message):
+        read_ssv2_split(f, SSV2_LABELS)
+
+
+def test_ssv2_labelled_throughout(tmp_path):
+    ids_only = write(tmp_path / "test.json", json.dumps([{"id": "1"}, {"id": 2}]))
+    assert [(v.video_id, v.label) for v in read_ssv2_split(ids_only, SSV2_LABELS)] == [("1", -1), ("2", -1)]
+    with pytest.raises(AnnotationError, match=r"test\.json: entry 0: has no \"template\".*require_labels=True"):
+        read_ssv2_split(ids_only, SSV2_LABELS, require_labels=True)
+    mixed = write(tmp_path / "validation.json", json.dumps([SSV2_ENTRY, {"id": "2"}, {"id": "3"}]))
+    with pytest.raises(AnnotationError, match=r"validation\.json: entry 1: entry 0 has a \"template\" and "
+                                              r"entry 1 has none"):
+        read_ssv2_split(mixed, SSV2_LABELS)
+    labelled = write(tmp_path / "train.json", json.dumps([SSV2_ENTRY, {**SSV2_ENTRY, "id": 7}]))
+    assert [(v.video_id, v.label) for v in read_ssv2_split(labelled, SSV2_LABELS, require_labels=True)] == [
+        ("1", 0), ("7", 0)]
+
+
+def test_ssv2_conflicting_templates_and_repeated_keys(tmp_path):
+    labels = {"Putting something on a surface": 0, "Tearing something": 1}
+    f = write(tmp_path / "train.json", json.dumps([SSV2_ENTRY, {**SSV2_ENTRY, "template": "Tearing [something]"}]))
+    with pytest.raises(AnnotationError, match=r"train\.json: entry 1: id '1' has conflicting labels: "
+                                              r"'Putting something on a surface' at entry 0"):
+        read_ssv2_split(f, labels)
+    g = write(tmp_path / "dup.json", '[{"id": "1", "id": "2"}]')
+    with pytest.raises(AnnotationError, match=r"dup\.json: a JSON object repeats key\(s\) \['id'\]"):
+        read_ssv2_split(g, labels)
+
+
+def test_label_index_maps_take_ascii_integers_only(tmp_path):
+    for value in ["\u0661", "1_0", 1.5, True, "nan"]:
+        f = write(tmp_path / "labels.json", json.dumps({"A": "0", "B": value}))
+        with pytest.raises(AnnotationError, match=r"labels\.json: class 'B': column 'index' should be an integer"):
+            read_ssv2_labels(f)
+    assert read_ssv2_labels(write(tmp_path / "ok.json", json.dumps({"A": 1, "B": "0"}))) == {"B": 0, "A": 1}
+
+
+# ----------------------------------------------------------------------------- .pkl tables
+
+
+def epic_rows():
+    return [{"narration_id": "P01_01_0", "participant_id": "P01", "video_id": "P01_01",
+             "start_timestamp": "00:00:00.14", "stop_timestamp": "00:00:03.37", "start_frame": 8,
+             "stop_frame": 202, "narration": "open door", "verb_class": 3, "noun_class": 3}]
+
+
+def test_pickle_with_code_is_refused_by_name(tmp_path):
+    # protocol-0 opcodes for os.system("echo pwned"): refused before anything runs
+    f = tmp_path / "EPIC_100_train.pkl"
+    f.write_bytes(b"cos\nsystem\n(S'echo pwned > " + str(tmp_path / "ran").encode() + b"'\ntR.")
+    with pytest.raises(AnnotationError, match=r"EPIC_100_train\.pkl: refused to unpickle os\.system"):
+        read_epic100(f)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_pickle_globals_and_trusted(tmp_path):
+    import collections
+    f = tmp_path / "rows.pkl"
+    f.write_bytes(pickle.dumps([collections.OrderedDict(r) for r in epic_rows()]))
+    with pytest.raises(AnnotationError, match=r"rows\.pkl: refused to unpickle collections\.OrderedDict"):
+        read_epic100(f)
+    (s,) = read_epic_segments(f, 97, 300, trusted=True)
+    assert (s.segment_id, s.stop_frame, s.narration) == ("P01_01_0", 202, "open door")
+
+
+def test_pickle_with_numpy_values_is_read(tmp_path):
+    import numpy as np
+    rows = epic_rows()
+    columns = {k: np.array([r[k] for r in rows]) for k in rows[0]}  # int64 and <U arrays
+    (tmp_path / "cols.pkl").write_bytes(pickle.dumps(columns))
+    typed = [{**r, "start_frame": np.int64(8), "stop_frame": 202.0, "verb_class": np.int32(3)} for r in rows]
+    (tmp_path / "typed.pkl").write_bytes(pickle.dumps(typed, protocol=5))
+    expected = read_epic100(write(tmp_path / "a.csv", EPIC100_HEADER + epic100_row()))
+    assert read_epic100(tmp_path / "cols.pkl") == expected
+    assert read_epic100(tmp_path / "typed.pkl") == expected
+    # protocols 0-2 spell array bytes as _codecs.encode(text, "latin1"); numpy 1 names numpy.core
+    for protocol in (0, 2):
+        (tmp_path / "old.pkl").write_bytes(pickle.dumps(columns, protocol=protocol))
+        assert read_epic100(tmp_path / "old.pkl") == expected
+    numpy1 = pickle.dumps(columns, protocol=0).replace(b"numpy._core.", b"numpy.core.")
+    assert b"numpy.core.multiarray" in numpy1
+    (tmp_path / "numpy1.pkl").write_bytes(numpy1)
+    assert read_epic100(tmp_path / "numpy1.pkl") == expected
+    (tmp_path / "codec.pkl").write_bytes(b"c_codecs\nencode\n(Vabc\nVutf-16\ntR.")
+    with pytest.raises(AnnotationError, match=r"codec\.pkl: not a readable pickle .*encode\(str, 'latin1'\)"):
+        read_epic100(tmp_path / "codec.pkl")
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("stop_frame", 202.5, r"column 'stop_frame' should be an integer in ASCII digits, got 202\.5"),
+    ("stop_frame", float("nan"), r"column 'stop_frame' should be an integer"),
+    ("stop_frame", True, r"column 'stop_frame' should be an integer"),
+    ("stop_frame", 10**12, r"expected 1 <= start_frame <= stop_frame <= 5184000"),
+    ("verb_class", None, r"column 'verb_class' should be an integer"),
+    ("start_timestamp", 0.14, r"column 'start_timestamp' should be a timestamp"),
+    ("narration", float("nan"), r"column 'narration' should be text"),
+    ("video_id", 101, r"column 'video_id' should be an id"),
+])
+def test_pickle_values_by_type(tmp_path, column, value, message):
+    rows = epic_rows() * 2
+    rows[1] = {**rows[1], "narration_id": "P01_01_1", column: value}
+    (tmp_path / "t.pkl").write_bytes(pickle.dumps(rows))
+    with pytest.raises(AnnotationError, match=r"t\.pkl:3: " + message):
+        read_epic100(tmp_path / "t.pkl")
+
+
+def test_damaged_pickles(tmp_path):
+    data = pickle.dumps(epic_rows())
+    (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AnnotationError, match=r"cut\.pkl: not a readable pickle"):
+        read_epic100(tmp_path / "cut.pkl")
+    (tmp_path / "scalar.pkl").write_bytes(pickle.dumps({"narration_id": 5}))
+    with pytest.raises(AnnotationError, match=r"scalar\.pkl: column 'narration_id' of the pickled dict"):
+        read_epic100(tmp_path / "scalar.pkl")
+    (tmp_path / "keys.pkl").write_bytes(pickle.dumps([{1: 2}]))
+    with pytest.raises(AnnotationError, match=r"keys\.pkl: row 0 has column names that are not strings"):
+        read_epic100(tmp_path / "keys.pkl")
