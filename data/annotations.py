@@ -75,9 +75,10 @@ import numbers
 import os
 import pickle
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from data.safe_pickle import UnsafePickleError, safe_load
 
 CHARADES_NUM_CLASSES = 157
 CHARADES_FPS = 24  # the official JPEG frame folders are extracted at 24 fps
@@ -581,58 +582,26 @@ def parse_timestamp(path, line, column: str, text) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-# (module, name) of the only globals an untrusted annotation pickle may name: numpy's array,
-# dtype and scalar rebuilders (numpy 1 spells the module numpy.core, numpy 2 numpy._core), and
-# _codecs.encode restricted to latin-1 (`_latin1_bytes`), which protocols 0-2 use for bytes.
-_PICKLE_GLOBALS = frozenset(
-    [(f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")]
-    + [(f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")]
-    + [("numpy", "ndarray"), ("numpy", "dtype")])
-
-
-def _latin1_bytes(text, encoding="utf-8", errors="strict") -> bytes:
-    """`_codecs.encode` as protocols 0-2 use it: the bytes of a latin-1 string (numpy array data)."""
-    if not isinstance(text, str) or encoding != "latin1":
-        raise pickle.UnpicklingError("_codecs.encode is allowed only as encode(str, 'latin1')")
-    return text.encode("latin1", errors)
-
-
-class _TableUnpickler(pickle.Unpickler):
-    """Rebuilds plain containers, str/int/float/bool/None and numpy arrays/scalars, nothing else."""
-
-    def __init__(self, file, path):
-        super().__init__(file)
-        self.path = path
-
-    def find_class(self, module: str, name: str):
-        if (module, name) == ("_codecs", "encode"):
-            return _latin1_bytes
-        if (module, name) in _PICKLE_GLOBALS:
-            with warnings.catch_warnings():  # numpy 2 warns on the numpy.core spelling
-                warnings.simplefilter("ignore", DeprecationWarning)
-                return super().find_class(module, name)
-        if module.split(".")[0] == "pandas":
-            raise AnnotationError(f"{os.fspath(self.path)}: is a pandas DataFrame pickle (it names "
-                                  f"{module}.{name}), which only pandas' own code can rebuild; read "
-                                  f"the CSV file of the same name, or pass trusted=True for a file "
-                                  f"from a trusted source (unpickling it runs code; needs pandas)")
-        raise AnnotationError(f"{os.fspath(self.path)}: refused to unpickle {module}.{name}: an "
-                              f"annotation pickle may hold only plain containers, numbers, strings "
-                              f"and numpy arrays (pass trusted=True for a file from a trusted source)")
-
-
 def _load_table_pickle(path, trusted: bool = False) -> list[dict]:
     """Rows of a pickled table: a list of dicts, a dict of equal-length columns, or (trusted
     only) a pandas DataFrame; the official EPIC `.pkl` files are DataFrames indexed by
-    narration_id/uid. Untrusted files go through `_TableUnpickler`; `trusted` uses plain
-    pickle.load, which runs any code the file names."""
+    narration_id/uid. Untrusted files go through data/safe_pickle.py's restricted unpickler
+    (numpy arrays and plain containers only); `trusted` uses plain pickle.load, which runs any
+    code the file names."""
     with open(path, "rb") as f:
         data = f.read()
     try:
         # from memory: a damaged length field then reads past the end, it allocates nothing
-        table = pickle.loads(data) if trusted else _TableUnpickler(io.BytesIO(data), path).load()
-    except AnnotationError:
-        raise
+        table = pickle.loads(data) if trusted else safe_load(io.BytesIO(data), "annotation pickle")
+    except UnsafePickleError as e:
+        if e.refused.split(".")[0] == "pandas":
+            raise AnnotationError(f"{os.fspath(path)}: is a pandas DataFrame pickle (it names {e.refused}), "
+                                  f"which only pandas' own code can rebuild; read the CSV file of the same "
+                                  f"name, or pass trusted=True for a file from a trusted source (unpickling "
+                                  f"it runs code; needs pandas)") from None
+        raise AnnotationError(f"{os.fspath(path)}: refused to unpickle {e.refused}: an annotation pickle may "
+                              f"hold only plain containers, numbers, strings and numpy arrays (pass "
+                              f"trusted=True for a file from a trusted source)") from None
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] == "pandas":
             raise AnnotationError(f"{os.fspath(path)}: is a pandas DataFrame pickle and pandas is "

@@ -608,10 +608,10 @@ def test_pickle_with_code_is_refused_by_name(tmp_path):
 
 
 def test_pickle_globals_and_trusted(tmp_path):
-    import collections
+    import fractions
     f = tmp_path / "rows.pkl"
-    f.write_bytes(pickle.dumps([collections.OrderedDict(r) for r in epic_rows()]))
-    with pytest.raises(AnnotationError, match=r"rows\.pkl: refused to unpickle collections\.OrderedDict"):
+    f.write_bytes(pickle.dumps([{**r, "stop_frame": fractions.Fraction(202)} for r in epic_rows()]))
+    with pytest.raises(AnnotationError, match=r"rows\.pkl: refused to unpickle fractions\.Fraction"):
         read_epic100(f)
     (s,) = read_epic_segments(f, 97, 300, trusted=True)
     assert (s.segment_id, s.stop_frame, s.narration) == ("P01_01_0", 202, "open door")

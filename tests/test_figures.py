@@ -1,0 +1,216 @@
+"""figures.py: improved-class sets and their overlaps (Fig. S3), the fraction table (Fig. S1),
+and that both figures are written as valid PNGs."""
+
+import json
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+import figures
+from data.annotations import CHARADES_NUM_CLASSES
+
+CHARADES_HEADER = ("id,subject,scene,quality,relevance,verified,script,objects,descriptions,"
+                   "actions,length,egocentric,charades_video\n")
+# Four first-person test videos with classes c000..c002, and a third-person one nobody scores.
+VIDEO_ACTIONS = {"V1EGO": "c000 0.0 5.0;c001 1.0 2.0", "V2EGO": "c000 3.0 4.0",
+                 "V3EGO": "c001 0.0 1.0;c002 2.0 9.0", "V4EGO": "c002 0.0 3.0", "V1": "c000 0 1"}
+VIDEOS = ["V1EGO", "V2EGO", "V3EGO", "V4EGO"]
+# Scores of classes c000, c001, c002 for V1..V4; the other 154 classes score 0. Hand-worked
+# official AP (rank by score, AP = mean over positives of precision at their rank):
+SCORES = {
+    # c000 ranks V1+ V3- V4- V2+: (1/1 + 2/4)/2 = 0.75; c001 ranks V2- V1+ V3+: (1/2 + 2/3)/2
+    # = 7/12; c002 ranks V1- V4+ V2- V3+: (1/2 + 2/4)/2 = 0.5
+    "baseline": [[0.9, 0.5, 0.9], [0.1, 0.6, 0.2], [0.8, 0.4, 0.1], [0.2, 0.3, 0.8]],
+    # c000 perfect 1.0 (+25 points); c001 the baseline's ranking, 7/12 (+0: not improved);
+    # c002 perfect 1.0 (+50)
+    "Ego-Score": [[0.9, 0.5, 0.1], [0.8, 0.6, 0.2], [0.1, 0.4, 0.9], [0.2, 0.3, 0.8]],
+    # c000 ranks V1+ V3- V2+: (1 + 2/3)/2 = 5/6 (+8.33); c001 perfect (+41.67); c002 perfect
+    "Object-Score": [[0.9, 0.9, 0.1], [0.7, 0.1, 0.2], [0.8, 0.8, 0.9], [0.1, 0.2, 0.3]],
+    # c000 ranks V3- V4- V2+ V1+: (1/3 + 2/4)/2 = 5/12 (worse); c001, c002 perfect
+    "Interaction-Map": [[0.1, 0.9, 0.5], [0.2, 0.2, 0.2], [0.9, 0.95, 0.9], [0.8, 0.1, 0.6]],
+}
+EXPECTED_AP = {"baseline": [75.0, 700 / 12, 50.0], "Ego-Score": [100.0, 700 / 12, 100.0],
+               "Object-Score": [500 / 6, 100.0, 100.0], "Interaction-Map": [500 / 12, 100.0, 100.0]}
+
+
+def write_annotations(tmp_path):
+    rows = [f"{vid},S1,Kitchen,6,7,Yes,a script,,a description,{actions},10.0,"
+            f"{'Yes' if vid.endswith('EGO') else 'No'},{vid[:2]}\n"
+            for vid, actions in VIDEO_ACTIONS.items()]
+    path = tmp_path / "CharadesEgo_v1_test.csv"
+    path.write_text(CHARADES_HEADER + "".join(rows))
+    return path
+
+
+def write_submission(path, rows_by_video):
+    """The official Charades text format: `id s_0 ... s_156` per line."""
+    with open(path, "w") as f:
+        for vid, first_scores in rows_by_video.items():
+            scores = list(first_scores) + [0.0] * (CHARADES_NUM_CLASSES - len(first_scores))
+            f.write(vid + " " + " ".join(f"{s:.4f}" for s in scores) + "\n")
+    return path
+
+
+def write_submissions(tmp_path):
+    return {name: write_submission(tmp_path / f"{name}.txt", dict(zip(VIDEOS, scores)))
+            for name, scores in SCORES.items()}
+
+
+def png_size(path):
+    """(width, height) from the IHDR chunk, after checking the PNG signature."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_per_class_ap_matches_the_hand_worked_values(tmp_path):
+    truth = figures.charades_ground_truth(write_annotations(tmp_path))
+    assert truth.video_ids == VIDEOS and truth.other_view == {"V1"}
+    for name, path in write_submissions(tmp_path).items():
+        present, ap = figures.per_class_ap(path, truth)
+        assert present.all()
+        np.testing.assert_allclose(ap[:3], EXPECTED_AP[name], atol=1e-7, err_msg=name)
+        assert np.isnan(ap[3:]).all()  # no positives: no AP
+
+
+def test_improved_sets_and_their_overlaps():
+    baseline = np.array(EXPECTED_AP["baseline"] + [np.nan])
+    variants = {n: np.array(EXPECTED_AP[n] + [90.0]) for n in ("Ego-Score", "Object-Score",
+                                                              "Interaction-Map")}
+    improved = figures.improved_classes(baseline, variants)
+    # Equal AP is no improvement (Ego-Score c001), a class without positives never counts (c003).
+    assert improved == {"Ego-Score": {0, 2}, "Object-Score": {0, 1, 2}, "Interaction-Map": {1, 2}}
+    assert figures.exclusive_regions(improved) == {
+        ("Ego-Score", "Object-Score"): [0], ("Object-Score", "Interaction-Map"): [1],
+        ("Ego-Score", "Object-Score", "Interaction-Map"): [2]}
+    # A 20-point threshold drops Object-Score's +8.33 on c000, which leaves Ego-Score alone there.
+    improved = figures.improved_classes(baseline, variants, min_gain=20)
+    assert figures.exclusive_regions(improved) == {
+        ("Ego-Score",): [0], ("Object-Score", "Interaction-Map"): [1],
+        ("Ego-Score", "Object-Score", "Interaction-Map"): [2]}
+
+
+def test_classes_command_writes_json_and_a_venn_png(tmp_path, capsys):
+    files = write_submissions(tmp_path)
+    out, report = tmp_path / "fig_s3.png", tmp_path / "per_class.json"
+    figures.main(["classes", "--annotations", str(write_annotations(tmp_path)),
+                  "--baseline", str(files["baseline"]), "--out", str(out), "--json", str(report),
+                  "--min-gain", "20"]
+                 + [a for n in ("Ego-Score", "Object-Score", "Interaction-Map")
+                    for a in ("--variant", f"{n}={files[n]}")])
+    printed = capsys.readouterr().out
+    c000_row = next(line for line in printed.splitlines() if line.startswith("c000"))
+    assert c000_row.split() == ["c000", "75.00", "100.00", "+25.00", "83.33", "+8.33", "41.67",
+                                "-33.33"]
+    saved = json.loads(report.read_text())
+    assert saved["min_gain"] == 20
+    assert saved["improved"] == {"Ego-Score": ["c000", "c002"], "Object-Score": ["c001", "c002"],
+                                 "Interaction-Map": ["c001", "c002"]}
+    assert saved["regions"] == [
+        {"variants": ["Ego-Score"], "classes": ["c000"]},
+        {"variants": ["Object-Score", "Interaction-Map"], "classes": ["c001"]},
+        {"variants": ["Ego-Score", "Object-Score", "Interaction-Map"], "classes": ["c002"]}]
+    assert saved["classes"][1]["variant_ap"]["Ego-Score"] == pytest.approx(700 / 12)
+    assert saved["classes"][3]["baseline_ap"] is None
+    width, height = png_size(out)
+    assert 600 <= width <= 3000 and 600 <= height <= 3000
+
+
+def test_more_than_three_variants_draw_an_upset_chart(tmp_path):
+    improved = {"A": {0, 1, 2}, "B": {1, 2}, "C": {2, 5}, "D": {7}}
+    out = tmp_path / "upset.png"
+    figures.draw_improvement_upset(improved, out)
+    width, height = png_size(out)
+    assert 400 <= width <= 3000 and 300 <= height <= 3000
+
+
+def test_a_variant_scoring_other_videos_is_refused(tmp_path):
+    files = write_submissions(tmp_path)
+    fewer = write_submission(tmp_path / "fewer.txt", dict(zip(VIDEOS[:3], SCORES["Ego-Score"])))
+    with pytest.raises(SystemExit, match=r"fewer\.txt: scores other videos than the baseline"):
+        figures.main(["classes", "--annotations", str(write_annotations(tmp_path)),
+                      "--baseline", str(files["baseline"]), "--variant", f"E={fewer}",
+                      "--out", str(tmp_path / "x.png")])
+
+
+def test_a_bad_submission_is_reported_with_its_file_and_line(tmp_path):
+    files = write_submissions(tmp_path)
+    bad = tmp_path / "bad.txt"
+    bad.write_text(files["Ego-Score"].read_text() + "V5EGO 0.5 0.5\n")
+    with pytest.raises(SystemExit, match=r"bad\.txt.*bad\.txt:5"):
+        figures.main(["classes", "--annotations", str(write_annotations(tmp_path)),
+                      "--baseline", str(files["baseline"]), "--variant", f"E={bad}",
+                      "--out", str(tmp_path / "x.png")])
+
+
+def write_metrics(tmp_path, name, **metrics):
+    """A metrics file laid out as `evaluate.py epic100` prints it."""
+    path = tmp_path / name
+    path.write_text(json.dumps({"dataset": "epic100", **metrics, "segments": {"all": 10},
+                                "missing": {"count": 0, "first": []}, "submissions": ["s.pkl"]}))
+    return str(path)
+
+
+VERB, NOUN = "all_verb_accuracy_at_1", "all_noun_accuracy_at_1"  # evaluate.py's EPIC-100 keys
+
+
+def fraction_runs(tmp_path):
+    return [
+        f"0.1=third_only:{write_metrics(tmp_path, 't10.json', **{VERB: 40.0, NOUN: 20.0})}",
+        f"100%=third_only:{write_metrics(tmp_path, 't100.json', **{VERB: 61.19})}",
+        f"0.5=third_only:{write_metrics(tmp_path, 't50.json', **{VERB: 55.5})}",
+        f"0.1=Ego-Exo:{write_metrics(tmp_path, 'e10.json', **{VERB: 42.68})}",
+        f"1.0=Ego-Exo:{write_metrics(tmp_path, 'e100.json', **{VERB: 62.83})}",
+        f"0.5=Ego-Exo:{write_metrics(tmp_path, 'e50.json', **{VERB: 56.0})}",
+    ]
+
+
+def test_fraction_table_sorts_fractions_and_puts_the_baseline_first(tmp_path):
+    runs = [figures.parse_run(r) for r in fraction_runs(tmp_path)]
+    fractions, table = figures.fraction_table(runs, VERB, "third_only")
+    assert fractions == [0.1, 0.5, 1.0]
+    assert list(table) == ["third_only", "Ego-Exo"]
+    assert table == {"third_only": [40.0, 55.5, 61.19], "Ego-Exo": [42.68, 56.0, 62.83]}
+
+
+def test_fraction_command_prints_gains_and_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "fig_s1.png"
+    figures.main(["fraction", "--metric", VERB, "--baseline", "third_only", "--out", str(out)]
+                 + [a for r in fraction_runs(tmp_path) for a in ("--run", r)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["10%", "40.00", "42.68", "+2.68"]
+    assert lines[3].split() == ["100%", "61.19", "62.83", "+1.64"]
+    width, height = png_size(out)
+    assert 500 <= width <= 2000 and 350 <= height <= 1500
+
+
+def test_fraction_errors_name_the_file_fraction_or_method(tmp_path):
+    runs = [figures.parse_run(r) for r in fraction_runs(tmp_path)]
+    with pytest.raises(figures.FigureInputError, match=rf"t100\.json: no metric '{NOUN}'"):
+        figures.fraction_table(runs, NOUN, "third_only")
+    with pytest.raises(figures.FigureInputError, match=r"t10\.json: metric 'missing' should be "
+                                                       r"a finite number"):
+        figures.fraction_table(runs, "missing", "third_only")
+    with pytest.raises(figures.FigureInputError,
+                       match=r"method 'Ego-Exo' has no run at fraction\(s\) 0\.5, which other "
+                             r"methods have \(its runs: .*e10\.json at 0\.1, .*e100\.json at 1\)"):
+        figures.fraction_table([r for r in runs if r[:2] != (0.5, "Ego-Exo")], VERB, "third_only")
+    with pytest.raises(figures.FigureInputError, match=r"--baseline 'Third-only': unknown method; "
+                                                       r"the runs name third_only, Ego-Exo"):
+        figures.fraction_table(runs, VERB, "Third-only")
+    with pytest.raises(figures.FigureInputError, match=r"t10\.json: method 'Ego-Exo' at "
+                                                       r"fraction 0\.1 is already given by .*e10"):
+        figures.fraction_table(runs + [(0.1, "Ego-Exo", runs[0][2])], VERB, "third_only")
+    with pytest.raises(figures.FigureInputError, match=r"expected FRACTION=METHOD:PATH"):
+        figures.parse_run("0.1=third_only")
+    with pytest.raises(figures.FigureInputError, match=r"fraction should be in \(0, 1\]"):
+        figures.parse_run("150%=third_only:x.json")
+
+
+def test_missing_matplotlib_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    with pytest.raises(figures.FigureInputError, match="pip install matplotlib"):
+        figures._pyplot()
