@@ -10,7 +10,8 @@ typed against its default:
     default int    an integer literal (1000, -3); 1e3 or 2.5 is refused
     default float  an int or float literal
     default str    the text as given (a path, an arch name)
-    default tuple  a tuple or list literal of plain values ("20,25" or "(20, 25)"); "()" is empty
+    default tuple  a tuple or list literal ("20,25", "(20, 25)", "()" for none), or bare
+                   comma-separated items (a.pt,b.pt), each read as for a None default
     default None   a Python literal (3, 0.5, True, None, 'x') if it reads as one, else the text
                    (a path)
 
@@ -99,14 +100,14 @@ def typed_value(name: str, text: str, default):
         raise ValueError(f"--{name}: expected a number (default {default}), got {text!r}")
     if kind is str:
         return text
-    if kind is tuple:
+    if kind is tuple:  # a literal, or bare comma-separated items each read as a None default would be
         try:
             value = ast.literal_eval(text.strip() or "()")
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            value = None
-        if type(value) in SCALARS and value is not None and text.strip():
+            value = [typed_value(name, part.strip(), None) for part in text.split(",") if part.strip()]
+        if not isinstance(value, (tuple, list)):
             value = (value,)
-        if isinstance(value, (tuple, list)) and all(type(x) in SCALARS for x in value):
+        if all(type(x) in SCALARS for x in value):
             return tuple(value)
         raise ValueError(f"--{name}: expected a tuple of values such as {default!r}, got {text!r}")
     try:  # a None default: a Python literal, else the text (a path)
@@ -232,10 +233,12 @@ def video_shard(num_videos: int, views: int, procs: Processes) -> list[int]:
 
 def save_training_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
                         epoch: int, step: int, config: dict) -> None:
-    """Everything a resumed run needs (weights, optimiser, position, RNG), written atomically."""
+    """Everything a resumed run needs (weights, optimiser, position, the CPU and CUDA RNG that
+    dropout draws from), written atomically."""
     from models.checkpoint import save_checkpoint
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     save_checkpoint(path, model, optimizer_state=optimizer.state_dict(), epoch=epoch, step=step,
-                    rng_state=torch.get_rng_state(), config=config)
+                    rng_state=torch.get_rng_state(), cuda_rng_state=cuda_rng, config=config)
 
 
 def restore_training_state(path: str, model: torch.nn.Module,
@@ -261,4 +264,16 @@ def restore_training_state(path: str, model: torch.nn.Module,
     model.load_state_dict(saved)
     optimizer.load_state_dict(ckpt["optimizer_state"])
     torch.set_rng_state(ckpt["rng_state"])
+    if ckpt.get("cuda_rng_state") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["cuda_rng_state"])
     return int(ckpt["epoch"]), int(ckpt["step"])
+
+
+def epoch_loader(dataset, batch_size: int, sampler, **kwargs):
+    """The DataLoader of one training epoch. It gets a generator of its own: a DataLoader draws
+    its workers' base seed from the global RNG when its iterator starts, and a run resumed
+    mid-epoch starts one more iterator than an uninterrupted run, which would shift every
+    dropout mask after it. (Augmentation is drawn from (seed, epoch, index), not from it.)"""
+    from torch.utils.data import DataLoader
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                      generator=torch.Generator(), **kwargs)

@@ -218,7 +218,7 @@ def run_evaluation(epoch: int) -> None:
 for epoch in range(start_epoch, epochs):
     sampler.set_epoch(epoch, start=start_step * batch_size)
     train_set.set_epoch(epoch)
-    loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, **loader_args)
+    loader = plumbing.epoch_loader(train_set, batch_size, sampler, **loader_args)
     tick = time.time()
     stats = train_one_epoch(
         model, loader, optimizer, loss_fn, epoch=epoch, start_step=start_step, steps_per_epoch=steps_per_epoch,

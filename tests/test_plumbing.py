@@ -61,6 +61,8 @@ def test_values_are_typed_against_the_default(script):
     assert settings_of(script, "--path=None")["path"] is None
     assert settings_of(script, "--steps=()")["steps"] == ()
     assert settings_of(script, "--steps=30")["steps"] == (30,)
+    assert settings_of(script, "--steps=a.pt,/x/b.pt")["steps"] == ("a.pt", "/x/b.pt")
+    assert settings_of(script, "--steps=/x/a.pt")["steps"] == ("/x/a.pt",)
 
 
 @pytest.mark.parametrize("arg, message", [
@@ -69,7 +71,7 @@ def test_values_are_typed_against_the_default(script):
     ("--epochs=True", "--epochs: expected an integer"),
     ("--lr=fast", "--lr: expected a number (default 0.8), got 'fast'"),
     ("--resume=maybe", "--resume: expected true or false (default True), got 'maybe'"),
-    ("--steps=a,b", "--steps: expected a tuple"),
+    ("--steps=[[1]]", "--steps: expected a tuple"),
     ("--epoch=3", "bad argument '--epoch=3'"),
     ("--epochs", "bad argument '--epochs'"),
     ("--preset=huge", "unknown preset 'huge'; expected one of: small, big"),

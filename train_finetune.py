@@ -1,0 +1,405 @@
+"""Fine-tuning on the egocentric data sets (SPEC sections 4 and 6, supp. S3-S5): Charades-Ego,
+EPIC-Kitchens-55/100, SSv2, Kinetics (evaluation only), and the binary first-vs-third-person
+Charades-Ego task that trains the Ego-Classifier M_ego.
+
+One process (CPU or one GPU):
+    python train_finetune.py --preset=charades_ego --train_annotations=CharadesEgo_v1_train.csv \
+        --val_annotations=CharadesEgo_v1_test.csv --data_root=CharadesEgo_v1_rgb \
+        --init=checkpoint --init_path=runs/pretrain/final.pyth
+Eight GPUs:
+    torchrun --nproc-per-node 8 train_finetune.py --preset=charades_ego ... (same flags)
+
+A preset (PRESETS below) holds a data set's recipe; every setting still overrides it as
+--name=value, typed against its default (plumbing.py); --help lists them all. The LR of a
+preset belongs to the global batch `base_lr_batch` and is scaled linearly to the real one.
+
+Initialisation (`init`):
+    scratch     random weights
+    checkpoint  `init_path`: this project's checkpoint (pre-training or a teacher such as M_ego),
+                a PySlowFast / Ego-Exo `.pyth`, or a PySlowFast Caffe2 zoo `.pkl` (a pickle:
+                only with --trust_pickle=true). The backbone must match the arch exactly
+                (--allow_partial_load=true to load what matches); the auxiliary heads are
+                dropped and the classifier is re-initialised for the new classes, unless
+                --keep_classifier=true (evaluating a model on its own data set).
+    imagenet    `init_path`: a torchvision 2-D ResNet state dict, inflated to 3-D
+                (M_obj as initialisation, supp. Table S4: --arch=slow_8x8_r152 with
+                torchvision's ResNet-152 weights).
+Table S4 "append": --embeddings=a.pt,b.pt (data/teacher_targets.py embedding files) are
+concatenated to the pooled feature before the classifier. Ego-Exo*: the `*_star` presets keep
+the interaction head and its loss, with --detections= made on the target videos.
+
+Every evaluation writes the data set's official submission file (out_dir/submission_epoch<E>
+.txt | .pkl | .json) and scores it as evaluate.py does; `python evaluate.py --ensemble ...`
+averages several. With no --train_annotations the script runs a small demo: it generates the
+preset's data set in the official format under out_dir and fine-tunes on the CPU. A killed run
+resumes from out_dir/last.pyth at the batch where it stopped.
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+import evaluate as scorer
+import plumbing
+from data import synthetic, submissions
+from data.annotations import read_class_names, read_ssv2_labels
+from data.collate import collate_clips
+from data.datasets import EPIC_CLASSES, CharadesEgoDataset, EpicKitchensDataset, KineticsDataset, SSv2Dataset
+from data.sampler import ResumableSampler
+from data.teacher_targets import load_teacher_embeddings
+from data.transforms import ClipSampling
+from engine import cosine_lr, evaluate, param_groups, topk_accuracy, train_one_epoch, unwrap
+from losses.finetune import finetune_loss
+from losses.interaction_map import batch_interaction_targets
+from models import build_model, inflate_2d_resnet, load_checkpoint
+from models.checkpoint import save_checkpoint
+
+# ----------------------------------------------------------------------------- settings
+preset = "charades_ego"  # a recipe of PRESETS below
+dataset = "charades_ego"  # charades_ego | epic55 | epic100 | ssv2 | kinetics
+arch = "slowfast_8x8_r50"  # models/resnet3d.py ARCHS
+# Data: the official files (SPEC section 5).
+train_annotations = None  # training file; None: the embedded demo
+val_annotations = None  # file to evaluate on (labelled for metrics; a test file gets a submission only)
+data_root = ""  # frame folders / videos (Charades-Ego, EPIC: data_root/<participant>/rgb_frames/...)
+labels_file = None  # SSv2 labels json; Kinetics class names (official CSV)
+num_classes = 400  # Kinetics: classes of the classifier (others: fixed by the data set)
+views = "first"  # Charades-Ego training videos: first | third | both (joint first+third person, supp. S4)
+val_views = "first"  # Charades-Ego videos to evaluate: first | third | both
+task = "actions"  # Charades-Ego: actions | ego (binary first-vs-third person: M_ego)
+no_pair = False  # Charades-Ego ego task: one view per recording (supp. Table S5)
+train_fraction = 1.0  # EPIC: fraction of the training videos (supp. Fig. S1), nested per seed
+fraction_seed = 0  # EPIC: which videos a fraction keeps
+unseen_participants = None  # EPIC-100: unseen-participant ids file, for the official metrics
+tail_verbs = None  # EPIC-100: tail-verb file
+tail_nouns = None  # EPIC-100: tail-noun file
+embeddings = ()  # teacher-embedding files appended to the pooled feature (Table S4 "append")
+# Initialisation (see the docstring).
+init = "scratch"  # scratch | checkpoint | imagenet
+init_path = None  # the weights for init=checkpoint|imagenet
+trust_pickle = False  # allow reading a Caffe2 .pkl (unpickling runs code: trusted files only)
+allow_partial_load = False  # load the backbone tensors that match and leave the others
+keep_classifier = False  # keep the checkpoint's classifier instead of a fresh one
+# Ego-Exo*: the interaction head and loss kept on the target data.
+detections = None  # folder of detection files made on the target videos
+detection_threshold = 0.5  # keep boxes with score >= this
+w_hand_map, w_object_map = 0.0, 0.0  # Interaction-Map loss weights (Ego-Exo*: 0.1 C-Ego, 3.0 EPIC)
+hard_maps = False  # write 1.0 instead of the box confidence
+drop_outside_boxes = False  # drop boxes outside the crop instead of clipping them to its border
+dropout = 0.5  # before the classifier
+# Clips; clip length and stride come from the arch, the temporal rule from the data set.
+min_size, max_size, crop_size = 256, 320, 224  # training short-side jitter range and crop
+test_size, num_clips, num_crops = 256, 10, 3  # test short side = crop, windows x crops per video
+# Optimisation: SGD with Nesterov momentum, LR scaled linearly from base_lr at base_lr_batch.
+epochs = 60  # training epochs (0: evaluate the initialisation only)
+batch_size = 8  # clips per process
+base_lr = 0.25  # LR at the global batch base_lr_batch
+base_lr_batch = 64  # global batch that base_lr belongs to
+lr_policy = "cosine"  # cosine | steps
+lr_steps = (20, 25)  # steps policy: epochs where the LR is multiplied by lr_step_factor
+lr_step_factor = 0.1  # steps policy: the factor
+warmup_epochs = 0.0  # linear warm-up from warmup_start_factor x LR
+warmup_start_factor = 0.1  # warm-up start, as a fraction of the peak LR
+momentum = 0.9  # SGD momentum (Nesterov)
+weight_decay = 1e-4  # not applied to BatchNorm
+# System.
+device = "cuda" if torch.cuda.is_available() else "cpu"  # cuda or cpu; torchrun: cuda:LOCAL_RANK
+bf16 = True  # autocast to bfloat16 on CUDA
+num_workers = 8  # DataLoader worker processes per process
+out_dir = "runs/finetune"  # checkpoints, submissions, metrics.jsonl, log.txt
+resume = True  # continue from out_dir/last.pyth when it exists
+log_every = 20  # steps between progress lines
+checkpoint_every = 1000  # steps; and at every epoch's end
+eval_every = 10  # epochs; and after the last
+seed = 0  # data order and augmentation
+
+# The recipes (SPEC section 4, supp. S1/S3). LRs are per base_lr_batch clips (GPUs x 8).
+_EPIC = dict(base_lr=0.01, base_lr_batch=64, lr_policy="steps", lr_steps=(20, 25), epochs=30, dropout=0.5)
+PRESETS = {
+    "charades_ego": dict(dataset="charades_ego", views="first", task="actions", base_lr=0.25, base_lr_batch=64,
+                         lr_policy="cosine", epochs=60, dropout=0.5),
+    "charades_ego_joint": dict(dataset="charades_ego", views="both", task="actions", base_lr=0.25,
+                               base_lr_batch=64, lr_policy="cosine", epochs=60, dropout=0.5),
+    "charades_ego_star": dict(dataset="charades_ego", views="first", task="actions", base_lr=0.25,
+                              base_lr_batch=64, lr_policy="cosine", epochs=60, dropout=0.5,
+                              w_hand_map=0.1, w_object_map=0.1),
+    "ego_classifier": dict(dataset="charades_ego", views="both", val_views="both", task="ego", arch="slow_8x8_r50", base_lr=0.01,
+                           base_lr_batch=64, lr_policy="cosine", epochs=100, dropout=0.5),
+    "epic55": dict(dataset="epic55", **_EPIC),
+    "epic55_star": dict(dataset="epic55", **_EPIC, w_hand_map=3.0, w_object_map=3.0),
+    "epic100": dict(dataset="epic100", **{**_EPIC, "base_lr": 0.02, "base_lr_batch": 128}),
+    "epic100_star": dict(dataset="epic100", **{**_EPIC, "base_lr": 0.02, "base_lr_batch": 128},
+                         w_hand_map=3.0, w_object_map=3.0),
+    "ssv2": dict(dataset="ssv2", **_EPIC, num_clips=1, num_crops=1),
+    "kinetics": dict(dataset="kinetics", epochs=0, keep_classifier=True, num_clips=10, num_crops=3),
+}
+# The embedded demo: the preset's data set generated small, a few epochs on the CPU.
+DEMO = dict(arch="slow_8x8_r50", min_size=64, max_size=80, crop_size=64, test_size=64, num_clips=2, num_crops=1,
+            epochs=4, batch_size=4, base_lr=0.05, base_lr_batch=4, num_workers=2, log_every=2,
+            checkpoint_every=4, eval_every=2, lr_steps=(3,))
+
+# ----------------------------------------------------------------------------- settings, processes
+settings = plumbing.parse_settings(__file__, globals(), sys.argv[1:], presets=PRESETS,
+                                   fallback=lambda s: DEMO if s["train_annotations"] is None else None)
+globals().update(settings)
+config = dict(settings)
+procs = plumbing.init_processes(device)
+device, is_main = procs.device, procs.is_main
+autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
+torch.manual_seed(seed + procs.rank)
+log = plumbing.make_log(procs, out_dir)
+DATASETS = ("charades_ego", "epic55", "epic100", "ssv2", "kinetics")
+if dataset not in DATASETS:
+    sys.exit(f"train_finetune.py: --dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+if init not in ("scratch", "checkpoint", "imagenet") or (init != "scratch") != (init_path is not None):
+    sys.exit(f"train_finetune.py: --init must be scratch, or checkpoint / imagenet with an --init_path "
+             f"(got init={init!r}, init_path={init_path!r})")
+
+
+# ----------------------------------------------------------------------------- demo data
+def write_demo_data(root: str) -> dict:
+    """The preset's data set, generated small in its official layout; returns the settings that
+    point at it."""
+    done = os.path.join(root, "settings.json")
+    if is_main and not os.path.isfile(done):
+        log(f"writing the demo {dataset} data set to {root}")
+        if dataset == "charades_ego":
+            d = synthetic.make_charades_ego(root, as_frames=True)
+            paths = dict(train_annotations=d["csv"]["train"], val_annotations=d["csv"]["test"],
+                         data_root=d["data_root"] if "data_root" in d else os.path.join(root, "frames"))
+        elif dataset == "epic100":
+            d = synthetic.make_epic100(root)
+            paths = dict(train_annotations=d["csv"]["train"], val_annotations=d["csv"]["validation"], data_root=root,
+                         unseen_participants=d["unseen"]["validation"], tail_verbs=d["tail"]["verbs"],
+                         tail_nouns=d["tail"]["nouns"])
+        elif dataset == "epic55":  # no labelled validation split is released: score on training videos
+            d = synthetic.make_epic55(root)
+            paths = dict(train_annotations=d["csv"]["train"], val_annotations=d["csv"]["train"], data_root=root)
+        elif dataset == "ssv2":
+            d = synthetic.make_ssv2(root)
+            paths = dict(train_annotations=d["json"]["train"], val_annotations=d["json"]["validation"],
+                         data_root=d["video_root"], labels_file=d["json"]["labels"])
+        else:
+            d = synthetic.make_kinetics(root, num_classes=4)
+            paths = dict(train_annotations=d["lists"]["train"], val_annotations=d["lists"]["val"],
+                         data_root=d["video_root"], num_classes=4)
+        if dataset != "kinetics" and (w_hand_map or w_object_map) and "detections" in d:
+            paths["detections"] = d["detections"]
+        with open(done, "w") as f:
+            json.dump(paths, f)
+    if procs.ddp:
+        torch.distributed.barrier()
+    with open(done) as f:
+        return json.load(f)
+
+
+if train_annotations is None:
+    globals().update(write_demo_data(os.path.join(out_dir, "demo_data")))
+    if dataset == "kinetics" and init == "scratch":
+        epochs = 2  # Kinetics is evaluation-only with a checkpoint; the demo trains briefly first
+
+# ----------------------------------------------------------------------------- data
+use_maps = bool((w_hand_map or w_object_map) and detections)
+with torch.device("meta"):  # the arch's clip shape, without allocating weights
+    spec = build_model(arch, None).input_spec
+sampling = ClipSampling(clip_len=spec.num_frames, stride=spec.sampling_rate, min_size=min_size, max_size=max_size,
+                        crop_size=crop_size, test_size=test_size, num_clips=num_clips, num_crops=num_crops)
+embedding_files = [embeddings] if isinstance(embeddings, str) else list(embeddings)
+extra_dim = sum(load_teacher_embeddings(p).embeddings.shape[1] for p in embedding_files)
+
+
+def make_dataset(annotations: str, training: bool):
+    targets = dict(sampling=sampling, seed=seed, embeddings=embedding_files or None,
+                   detections=detections if use_maps and training else None, detection_threshold=detection_threshold)
+    if dataset == "charades_ego":
+        return CharadesEgoDataset(training, csv_path=annotations, data_root=data_root,
+                                  views=views if training else val_views, task=task,
+                                  no_pair=no_pair and training, pair_seed=seed, **targets)
+    if dataset in ("epic55", "epic100"):
+        return EpicKitchensDataset(training, annotations=annotations, data_root=data_root,
+                                   version=int(dataset[4:]), train_fraction=train_fraction if training else 1.0,
+                                   fraction_seed=fraction_seed, **targets)
+    if dataset == "ssv2":
+        return SSv2Dataset(training, labels=labels_file, split=annotations, video_root=data_root, **targets)
+    if annotations.endswith(".csv") and open(annotations, encoding="utf-8-sig").readline().startswith("label,"):
+        return KineticsDataset(training, csv_path=annotations, video_root=data_root, class_names=labels_file,
+                               num_classes=num_classes, **targets)
+    return KineticsDataset(training, list_path=annotations, video_root=data_root, num_classes=num_classes, **targets)
+
+
+def class_counts() -> dict[str, int]:
+    """The classifier's tasks for the data set."""
+    if dataset == "charades_ego":
+        return {"action": 157 if task == "actions" else 2}
+    if dataset in ("epic55", "epic100"):
+        return dict(zip(("verb", "noun"), EPIC_CLASSES[int(dataset[4:])]))
+    if dataset == "ssv2":
+        return {"action": len(read_ssv2_labels(labels_file))}
+    if labels_file is not None and len(read_class_names(labels_file)) != num_classes:
+        sys.exit(f"train_finetune.py: {labels_file} has {len(read_class_names(labels_file))} classes but "
+                 f"--num_classes={num_classes}")
+    return {"action": num_classes}
+
+
+tasks = class_counts()
+multilabel = dataset == "charades_ego" and task == "actions"
+train_set = make_dataset(train_annotations, training=True) if epochs > 0 else None
+loader_args = dict(num_workers=num_workers, collate_fn=collate_clips, pin_memory=device.type == "cuda")
+
+# ----------------------------------------------------------------------------- model
+model = build_model(arch, tasks, interaction_head=use_maps, dropout=dropout, extra_feature_dim=extra_dim)
+if init == "checkpoint":
+    report = load_checkpoint(model, init_path, skip_aux_heads=not use_maps, trusted=trust_pickle,
+                             allow_partial=allow_partial_load)
+    log(f"init: {init_path}: {len(report.loaded)} tensors loaded, {len(report.reinitialised)} heads re-initialised, "
+        f"{len(report.missing)} model keys not in it, {len(report.unexpected)} of its keys unused")
+    if not keep_classifier:
+        model.replace_classifier(tasks, extra_feature_dim=extra_dim, dropout=dropout)
+    elif any(name.startswith("head.projections") for name in report.reinitialised) or not any(
+            key.startswith("head.projections") for key in report.loaded):
+        sys.exit(f"train_finetune.py: --keep_classifier=true, but {init_path} has no classifier of the tasks {tasks} "
+                 f"(re-initialised: {report.reinitialised})")
+elif init == "imagenet":
+    from models.checkpoint import read_state_dict
+    state, _ = read_state_dict(init_path)
+    report = inflate_2d_resnet(model, state)
+    if report.not_filled and not allow_partial_load:
+        sys.exit(f"train_finetune.py: {init_path} left {len(report.not_filled)} backbone tensors of {arch} unfilled "
+                 f"({report.not_filled[:5]}); wrong depth? (--allow_partial_load=true to go on)")
+    log(f"init: inflated {len(report.inflated)} tensors from {init_path}")
+model = model.to(device)
+if device.type == "cuda":
+    model = model.to(memory_format=torch.channels_last_3d)
+global_batch = batch_size * procs.world_size
+lr_peak = base_lr * global_batch / base_lr_batch
+optimizer = torch.optim.SGD(param_groups(model, weight_decay), lr=lr_peak, momentum=momentum, nesterov=True)
+
+
+def lr_at(epoch: float) -> float:
+    if lr_policy == "cosine":
+        return cosine_lr(epoch, base_lr=lr_peak, epochs=max(epochs, 1), warmup_epochs=warmup_epochs,
+                         warmup_start_lr=lr_peak * warmup_start_factor)
+    if lr_policy != "steps":
+        sys.exit(f"train_finetune.py: --lr_policy must be cosine or steps, got {lr_policy!r}")
+    lr = lr_peak * lr_step_factor ** sum(epoch >= s for s in lr_steps)
+    if epoch < warmup_epochs:
+        start = lr_peak * warmup_start_factor
+        return start + (lr - start) * epoch / warmup_epochs
+    return lr
+
+
+start_epoch, start_step = 0, 0
+last_path = os.path.join(out_dir, "last.pyth")
+if resume and os.path.isfile(last_path):
+    start_epoch, start_step = plumbing.restore_training_state(last_path, model, optimizer)
+    log(f"resumed from {last_path}: epoch {start_epoch}, step {start_step}")
+ddp_model = torch.nn.parallel.DistributedDataParallel(
+    model, device_ids=[device.index] if device.type == "cuda" else None) if procs.ddp else model
+log(f"{arch} on {dataset} ({preset}): {sum(p.numel() for p in model.parameters()):,} parameters, tasks {tasks}, "
+    f"{len(train_set) if train_set else 0} training samples, {procs.world_size} process(es) x {batch_size} clips, "
+    f"peak LR {lr_peak:.4g} ({lr_policy}), init {init}" + (", Ego-Exo* maps on" if use_maps else ""))
+
+
+def loss_fn(outputs: dict, batch: dict) -> dict:
+    labels = batch["label"]
+    labels = {k: v.to(device, non_blocking=True) for k, v in labels.items()} if isinstance(labels, dict) \
+        else labels.to(device, non_blocking=True)
+    maps = None
+    if "interaction" in outputs:
+        maps = batch_interaction_targets(batch, outputs["interaction"], hard=hard_maps, drop_outside=drop_outside_boxes)
+    return finetune_loss(outputs, labels, multilabel=multilabel, w_hand_map=w_hand_map, w_object_map=w_object_map,
+                         interaction_targets=maps)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def run_evaluation(epoch: int) -> None:
+    """Score val_annotations, write the official submission, and its metrics (rank 0)."""
+    if not val_annotations:
+        return
+    val_set = make_dataset(val_annotations, training=False)
+    shard = plumbing.video_shard(len(val_set.videos), val_set.num_views, procs)
+    loader = DataLoader(val_set, batch_size=batch_size, sampler=shard, **loader_args)
+    result = evaluate(model, loader, device=device, autocast_dtype=autocast_dtype, tasks=list(tasks),
+                      aggregate="max" if multilabel else "mean", activation="sigmoid" if multilabel else "softmax",
+                      extra_key="extra_features" if extra_dim else None)
+    if result is None:
+        return
+    stem = os.path.join(out_dir, f"submission_epoch{epoch + 1}")
+    ids, scores = result["video_ids"], result["scores"]
+    if dataset == "charades_ego" and task == "actions":
+        path = submissions.write_charades_submission(stem + ".txt", ids, scores["action"])
+        metrics = scorer.score_charades_ego(path, val_annotations, views=val_views)
+    elif dataset == "epic100":  # log of the view-averaged softmax: the scorer's softmax gives it back
+        path = submissions.write_epic100_submission(stem + ".pkl", ids, scores["verb"].clamp_min(1e-30).log(),
+                                                    scores["noun"].clamp_min(1e-30).log())
+        metrics = scorer.score_epic100(path, val_annotations, unseen=unseen_participants, tail_verbs=tail_verbs,
+                                       tail_nouns=tail_nouns) if labelled(result) else {}
+    elif dataset == "epic55":
+        path = submissions.write_epic55_submission(stem + ".json", ids, scores["verb"].clamp_min(1e-30).log(),
+                                                   scores["noun"].clamp_min(1e-30).log())
+        metrics = scorer.score_epic55(path, val_annotations) if labelled(result) else {}
+    else:  # SSv2, Kinetics, and the binary ego task: top-k
+        path = submissions.write_topk_submission(stem + ".txt", ids, scores["action"])
+        labels = torch.stack([torch.as_tensor(label) for label in result["labels"]]) if ids else torch.zeros(0)
+        metrics = ({f"top{k}": v for k, v in topk_accuracy(scores["action"], labels, ks=(1, 5)).items()}
+                   if labelled(result) else {})
+    metrics = {"epoch": epoch + 1, "scored_videos": len(ids), "scored_views": result["views"],
+               "failed_views": len(result["errors"]), "submission": path, **metrics}
+    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(metrics) + "\n")
+    log(f"eval epoch {epoch + 1}: " + json.dumps(metrics))
+    for video_id, view, message in result["errors"][:20]:
+        log(f"  failed: {video_id} view {view}: {message}")
+
+
+def labelled(result: dict) -> bool:
+    """Whether the evaluated file has labels (a test file's are -1)."""
+    first = result["labels"][0] if result["labels"] else -1
+    first = first["verb"] if isinstance(first, dict) else first
+    return bool(torch.as_tensor(first).min() >= 0)
+
+
+# ----------------------------------------------------------------------------- loop
+def save(epoch: int, step: int, steps_per_epoch: int) -> None:
+    if step == steps_per_epoch:
+        epoch, step = epoch + 1, 0
+    if is_main:
+        plumbing.save_training_state(last_path, model, optimizer, epoch=epoch, step=step, config=config)
+
+
+if train_set is not None:
+    sampler = ResumableSampler(len(train_set), shuffle=True, seed=seed, rank=procs.rank, world_size=procs.world_size)
+    steps_per_epoch = len(sampler) // batch_size
+    if steps_per_epoch < 1:
+        sys.exit(f"train_finetune.py: {len(sampler)} training samples per process is less than one batch of {batch_size}")
+    for epoch in range(start_epoch, epochs):
+        sampler.set_epoch(epoch, start=start_step * batch_size)
+        train_set.set_epoch(epoch)
+        loader = plumbing.epoch_loader(train_set, batch_size, sampler, **loader_args)
+        tick = time.time()
+        stats = train_one_epoch(
+            ddp_model, loader, optimizer, loss_fn, epoch=epoch, start_step=start_step, steps_per_epoch=steps_per_epoch,
+            lr_at=lr_at, device=device, autocast_dtype=autocast_dtype, log=log, log_every=log_every,
+            on_step=lambda s: save(epoch, s, steps_per_epoch) if s % checkpoint_every == 0 or s == steps_per_epoch
+            else None, extra_key="extra_features" if extra_dim else None)
+        failed = torch.tensor(len(stats["failed"]))
+        if procs.ddp:
+            torch.distributed.all_reduce(failed)
+        log(f"epoch {epoch} done in {time.time() - tick:.0f}s: mean loss "
+            + " ".join(f"{k} {v:.4f}" for k, v in stats["loss"].items())
+            + f"; {int(failed)} samples failed to load and were replaced")
+        for message in stats["failed"][:20]:
+            log(f"  failed: {message}")
+        start_step = 0
+        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
+            run_evaluation(epoch)
+else:
+    run_evaluation(-1)
+
+if is_main:
+    save_checkpoint(os.path.join(out_dir, "final.pyth"), unwrap(model), config=config)
+    log(f"saved {os.path.join(out_dir, 'final.pyth')}")
+plumbing.close_processes(procs)
