@@ -497,14 +497,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _json_ready(value):
+def json_ready(value):
     """NaN (a class without positives) as null, so the output is strict JSON."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     return value
 
 
@@ -518,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"evaluate.py {args.command}: error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
-    print(json.dumps(_json_ready({"dataset": args.command, **result}), allow_nan=False))
+    print(json.dumps(json_ready({"dataset": args.command, **result}), allow_nan=False))
     return 0
 
 

@@ -16,8 +16,8 @@ exclusive intersection, a dot matrix naming its variants) for more.
         [--min-gain 0] [--views first] [--class-names Charades_v1_classes.txt]
 
 `fraction` (supp. Fig. S1): one metric (e.g. EPIC-100 `all_verb_accuracy_at_1`) of each method
-against the fraction of training videos it was fine-tuned on, read from metrics JSON files (one
-JSON object per file, as evaluate.py prints it), with the absolute gain of every other method
+against the fraction of training videos it was fine-tuned on, read from metrics files (one
+JSON object, as evaluate.py prints it, or train_finetune.py's metrics.jsonl: its last line), with the absolute gain of every other method
 over the baseline on a second axis (the paper's orange curve). Every method needs a file for
 every fraction any method has.
 
@@ -326,15 +326,21 @@ def parse_run(entry: str) -> tuple[float, str, str]:
 
 
 def read_metric(path, metric: str) -> float:
-    """One metric from a metrics JSON file holding one object (evaluate.py's output)."""
+    """One metric from a metrics file: one JSON object (evaluate.py's output), or JSON lines
+    (train_finetune.py's metrics.jsonl, one object per evaluation), whose last line counts."""
     if not os.path.isfile(path):
         raise FigureInputError(f"{path}: metrics file not found")
     with open(path, encoding="utf-8") as f:
-        try:
-            metrics = json.load(f)
-        except json.JSONDecodeError as e:
-            raise FigureInputError(f"{path}:{e.lineno}: invalid JSON at column {e.colno} "
-                                   f"({e.msg}); expected one JSON object of metrics") from None
+        text = f.read()
+    lines = [line for line in text.splitlines() if line.strip()]
+    line_no = 1
+    if os.fspath(path).endswith(".jsonl"):
+        line_no, text = len(lines), lines[-1] if lines else ""
+    try:
+        metrics = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FigureInputError(f"{path}:{e.lineno + line_no - 1}: invalid JSON at column {e.colno} "
+                               f"({e.msg}); expected one JSON object of metrics") from None
     if not isinstance(metrics, dict):
         raise FigureInputError(f"{path}: expected one JSON object of metrics, "
                                f"got {type(metrics).__name__}")

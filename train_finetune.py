@@ -348,9 +348,11 @@ def run_evaluation(epoch: int) -> None:
                    if labelled(result) else {})
     metrics = {"epoch": epoch + 1, "scored_videos": len(ids), "scored_views": result["views"],
                "failed_views": len(result["errors"]), "submission": path, **metrics}
+    metrics = scorer.json_ready(metrics)  # NaN (a class without positives) as null
     with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps(metrics) + "\n")
-    log(f"eval epoch {epoch + 1}: " + json.dumps(metrics))
+        f.write(json.dumps(metrics, allow_nan=False) + "\n")
+    log(f"eval epoch {epoch + 1}: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in metrics.items() if not isinstance(v, (list, dict))))
     for video_id, view, message in result["errors"][:20]:
         log(f"  failed: {video_id} view {view}: {message}")
 

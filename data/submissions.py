@@ -208,33 +208,39 @@ def read_scores_text(path, num_classes: int | None = None) -> tuple[list[str], n
                 "line(s) with NaN or inf scores": [], "duplicate id(s)": []}
     first_line_of: dict[str, int] = {}
     expected = num_classes
-    with open(where, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            video_id, values = fields[0], fields[1:]
-            if expected is None:
-                expected = len(values)
-            if len(values) != expected:
-                problems["line(s) with the wrong number of scores"].append(
-                    f"{video_id!r} ({where}:{line_no}: {len(values)} scores, expected {expected})")
-                continue
-            try:
-                row = np.array(values, dtype=np.float64)
-            except ValueError:
-                problems["line(s) with non-numeric scores"].append(f"{video_id!r} ({where}:{line_no})")
-                continue
-            if not np.isfinite(row).all():
-                problems["line(s) with NaN or inf scores"].append(f"{video_id!r} ({where}:{line_no})")
-                continue
-            if video_id in first_line_of:
-                problems["duplicate id(s)"].append(f"{video_id!r} ({where}:{line_no}, first at line "
-                                                   f"{first_line_of[video_id]})")
-                continue
-            first_line_of[video_id] = line_no
-            ids.append(video_id)
-            rows.append(row)
+    with open(where, "rb") as f:
+        raw = f.read()
+    for line_no, raw_line in enumerate(raw.splitlines(), start=1):
+        try:
+            line = raw_line.decode("utf-8-sig" if line_no == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise SubmissionError(f"{where}:{line_no}: not UTF-8 text; expected `<id> <score> ...` per line "
+                                  f"(is it a binary .pkl/.pt submission of another format?)") from None
+        fields = line.split()
+        if not fields:
+            continue
+        video_id, values = fields[0], fields[1:]
+        if expected is None:
+            expected = len(values)
+        if len(values) != expected:
+            problems["line(s) with the wrong number of scores"].append(
+                f"{video_id!r} ({where}:{line_no}: {len(values)} scores, expected {expected})")
+            continue
+        try:
+            row = np.array(values, dtype=np.float64)
+        except ValueError:
+            problems["line(s) with non-numeric scores"].append(f"{video_id!r} ({where}:{line_no})")
+            continue
+        if not np.isfinite(row).all():
+            problems["line(s) with NaN or inf scores"].append(f"{video_id!r} ({where}:{line_no})")
+            continue
+        if video_id in first_line_of:
+            problems["duplicate id(s)"].append(f"{video_id!r} ({where}:{line_no}, first at line "
+                                               f"{first_line_of[video_id]})")
+            continue
+        first_line_of[video_id] = line_no
+        ids.append(video_id)
+        rows.append(row)
     _raise_problems(where, problems)
     if not ids:
         raise SubmissionError(f"{where}: no submission lines (expected `<id> <score> ...` per line)")

@@ -214,3 +214,13 @@ def test_missing_matplotlib_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     with pytest.raises(figures.FigureInputError, match="pip install matplotlib"):
         figures._pyplot()
+
+
+def test_fraction_reads_the_last_line_of_a_metrics_jsonl(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps({"epoch": 10, "all_verb_accuracy_at_1": 40.0}) + "\n"
+                    + json.dumps({"epoch": 20, "all_verb_accuracy_at_1": 52.5}) + "\n")
+    assert figures.read_metric(str(path), "all_verb_accuracy_at_1") == 52.5
+    path.write_text(json.dumps({"epoch": 10}) + "\n{oops\n")
+    with pytest.raises(figures.FigureInputError, match=r"metrics.jsonl:2: invalid JSON"):
+        figures.read_metric(str(path), "all_verb_accuracy_at_1")

@@ -356,3 +356,11 @@ def test_epic55_entries_without_action_are_accepted(tmp_path):
         del c["results"]["3"]["action"]
     _, verb, _, actions = read_epic55_submission(_epic55_json(tmp_path, no_action))
     assert actions[2] is None and len(actions[0]) == 100 and verb.shape == (3, 125)
+
+
+def test_a_binary_file_given_as_text_submission_is_named(tmp_path):
+    from data.submissions import SubmissionError, read_charades_submission
+    path = tmp_path / "sub.pkl"
+    path.write_bytes(b"\x80\x05\x95" + bytes(range(256)))
+    with pytest.raises(SubmissionError, match=r"sub\.pkl:1: not UTF-8 text"):
+        read_charades_submission(path)
