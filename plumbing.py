@@ -232,10 +232,13 @@ def video_shard(num_videos: int, views: int, procs: Processes) -> list[int]:
 
 
 def save_training_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
-                        epoch: int, step: int, config: dict) -> None:
+                        epoch: int, step: int, config: dict, steps_per_epoch: int | None = None) -> None:
     """Everything a resumed run needs (weights, optimiser, position, the CPU and CUDA RNG that
-    dropout draws from), written atomically."""
+    dropout draws from), written atomically. `step` counts the epoch's steps done; at
+    steps_per_epoch the position is the next epoch's start."""
     from models.checkpoint import save_checkpoint
+    if step == steps_per_epoch:
+        epoch, step = epoch + 1, 0
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     save_checkpoint(path, model, optimizer_state=optimizer.state_dict(), epoch=epoch, step=step,
                     rng_state=torch.get_rng_state(), cuda_rng_state=cuda_rng, config=config)
@@ -267,6 +270,18 @@ def restore_training_state(path: str, model: torch.nn.Module,
     if ckpt.get("cuda_rng_state") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ckpt["cuda_rng_state"])
     return int(ckpt["epoch"]), int(ckpt["step"])
+
+
+def summarise_epoch(procs: Processes, log: Callable[[str], None], epoch: int, stats: dict, seconds: float) -> None:
+    """The epoch's mean loss terms, and the samples that failed to load and were replaced,
+    counted over every rank (engine.train_one_epoch's stats; never silent)."""
+    failed = torch.tensor(len(stats["failed"]))
+    if procs.ddp:
+        dist.all_reduce(failed)
+    log(f"epoch {epoch} done in {seconds:.0f}s: mean loss " + " ".join(f"{k} {v:.4f}" for k, v in stats["loss"].items())
+        + f"; {int(failed)} samples failed to load and were replaced")
+    for message in stats["failed"][:20]:
+        log(f"  failed: {message}")
 
 
 def epoch_loader(dataset, batch_size: int, sampler, **kwargs):

@@ -366,10 +366,9 @@ def labelled(result: dict) -> bool:
 
 # ----------------------------------------------------------------------------- loop
 def save(epoch: int, step: int, steps_per_epoch: int) -> None:
-    if step == steps_per_epoch:
-        epoch, step = epoch + 1, 0
     if is_main:
-        plumbing.save_training_state(last_path, model, optimizer, epoch=epoch, step=step, config=config)
+        plumbing.save_training_state(last_path, model, optimizer, epoch=epoch, step=step, config=config,
+                                     steps_per_epoch=steps_per_epoch)
 
 
 if train_set is not None:
@@ -387,14 +386,7 @@ if train_set is not None:
             lr_at=lr_at, device=device, autocast_dtype=autocast_dtype, log=log, log_every=log_every,
             on_step=lambda s: save(epoch, s, steps_per_epoch) if s % checkpoint_every == 0 or s == steps_per_epoch
             else None, extra_key="extra_features" if extra_dim else None)
-        failed = torch.tensor(len(stats["failed"]))
-        if procs.ddp:
-            torch.distributed.all_reduce(failed)
-        log(f"epoch {epoch} done in {time.time() - tick:.0f}s: mean loss "
-            + " ".join(f"{k} {v:.4f}" for k, v in stats["loss"].items())
-            + f"; {int(failed)} samples failed to load and were replaced")
-        for message in stats["failed"][:20]:
-            log(f"  failed: {message}")
+        plumbing.summarise_epoch(procs, log, epoch, stats, time.time() - tick)
         start_step = 0
         if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
             run_evaluation(epoch)

@@ -189,11 +189,9 @@ def loss_fn(outputs: dict, batch: dict) -> dict:
 
 
 def save(epoch: int, step: int) -> None:
-    """Everything a resumed run needs; rank 0 writes, atomically."""
-    if step == steps_per_epoch:
-        epoch, step = epoch + 1, 0
     if is_main:
-        plumbing.save_training_state(last_path, unwrap(model), optimizer, epoch=epoch, step=step, config=config)
+        plumbing.save_training_state(last_path, unwrap(model), optimizer, epoch=epoch, step=step, config=config,
+                                     steps_per_epoch=steps_per_epoch)
 
 
 def run_evaluation(epoch: int) -> None:
@@ -227,14 +225,7 @@ for epoch in range(start_epoch, epochs):
         device=device, autocast_dtype=autocast_dtype, log=log, log_every=log_every,
         on_step=lambda step: save(epoch, step) if step % checkpoint_every == 0 or step == steps_per_epoch else None,
     )
-    failed = torch.tensor(len(stats["failed"]))
-    if ddp:
-        dist.all_reduce(failed)
-    log(f"epoch {epoch} done in {time.time() - tick:.0f}s: mean loss "
-        + " ".join(f"{k} {v:.4f}" for k, v in stats["loss"].items())
-        + f"; {int(failed)} samples failed to load and were replaced")
-    for message in stats["failed"][:20]:
-        log(f"  failed: {message}")
+    plumbing.summarise_epoch(procs, log, epoch, stats, time.time() - tick)
     start_step = 0
     if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
         run_evaluation(epoch)
