@@ -37,6 +37,7 @@ test: setup
 bench: setup
 	$(PY) bench/bench_ops.py
 	$(PY) bench/bench_loader.py
+	$(PY) bench/bench_detections.py
 
 clean:
 	rm -rf build *.egg-info _egoexo_C*.so $(EXT_STAMP)

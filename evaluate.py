@@ -7,6 +7,7 @@ numpy only at scoring time; no training code, no GPU.
     python evaluate.py epic55 --annotations EPIC_train_action_labels.csv (or a labelled split of it) SUB.json
     python evaluate.py topk --annotations LIST|CSV [--class-names F] SUB.txt           (Kinetics)
     python evaluate.py topk --annotations something-something-v2-validation.json --labels labels.json SUB.txt
+    python evaluate.py topk --annotations CharadesEgo_v1_test.csv SUB.txt                 (M_ego: 1st vs 3rd person)
 
 Submission formats: data/submissions.py. Several submission files (positional, or after
 `--ensemble`) are averaged before scoring; they must hold the same ids:
@@ -27,8 +28,9 @@ What the official scorers do, and what is reproduced here:
   repositories chenyr0021/multimodal-human-action-recognotion feature_extraction/Charades/ and
   gsig/charades-algorithms pytorch/utils/map.py, its Python port): a test matrix initialised
   to -inf for every ground-truth video, filled with the submission's rows; videos whose
-  `actions` field is empty get no id when the ground truth is read, so their row stays -inf
-  (the Python port sets them to -inf explicitly) and, ranked last with no positives, they do
+  `actions` field is empty carry no labels and are left out here, as SPEC section 6 says (the
+  Python port sets their rows to -inf instead; both agree unless a labelled video is missing,
+  which an unlabelled video must not outrank). Ranked last with no positives, they would
   not change any AP. Per class `[~, order] = sort(-scores)` (Matlab's sort is stable: ties
   keep file order), precision at each rank, AP = sum of the precisions at the positives /
   number of positives; mAP = mean of the APs; wAP = sum_c AP_c * npos_c / sum_c npos_c
@@ -90,7 +92,7 @@ def charades_map(scores, labels) -> dict:
     Returns {"mAP": percent, "wAP": percent, "per_class_ap": K floats in percent, NaN for a
     class without positives}.
     """
-    scores = np.array(scores, dtype=np.float64)  # a copy: rows without labels are overwritten
+    scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     if scores.ndim != 2 or scores.shape != labels.shape:
         raise ValueError(f"charades_map: scores {list(scores.shape)} and labels {list(labels.shape)} should "
@@ -100,7 +102,10 @@ def charades_map(scores, labels) -> dict:
     if not np.isin(labels, (0, 1)).all():
         raise ValueError("charades_map: labels should be 0 or 1")
     truth = labels.astype(bool)
-    scores[~truth.any(axis=1)] = -np.inf  # the official script's treatment of videos without labels
+    # Videos without labels are left out (SPEC section 6): the official scorer never enters them
+    # in its ground truth, so they cannot rank ahead of a labelled video the submission lacks.
+    labelled = truth.any(axis=1)
+    scores, truth = scores[labelled], truth[labelled]
     order = np.argsort(-scores, axis=0, kind="stable")  # descending; ties keep file order (Matlab sort)
     hits = np.take_along_axis(truth, order, axis=0)
     precision = np.cumsum(hits, axis=0) / np.arange(1, len(scores) + 1)[:, None]
@@ -413,6 +418,12 @@ def _is_kinetics_csv(path) -> bool:
     return "youtube_id" in [c.strip() for c in first.split(",")]
 
 
+def _is_charades_ego_csv(path) -> bool:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline()
+    return {"id", "egocentric", "charades_video"} <= {c.strip() for c in first.split(",")}
+
+
 def _topk_ground_truth(annotations, class_names, labels_file) -> tuple[list[str], np.ndarray, int | None]:
     """(video ids, labels, number of classes or None when only the submission can tell)."""
     if os.fspath(annotations).endswith(".json"):
@@ -425,6 +436,9 @@ def _topk_ground_truth(annotations, class_names, labels_file) -> tuple[list[str]
             raise EvaluationError(f"{annotations}: {len(unlabelled)} video(s) without a template (the test "
                                   f"list has no labels to score against): {_listing(unlabelled)}")
         return [v.video_id for v in videos], np.array([v.label for v in videos], np.int64), len(labels)
+    if _is_charades_ego_csv(annotations):  # M_ego's binary task: 1 = first person (ids ending in EGO)
+        videos = read_charades_ego(annotations)
+        return [v.video_id for v in videos], np.array([int(v.first_person) for v in videos], np.int64), 2
     if _is_kinetics_csv(annotations):
         names = read_class_names(class_names) if class_names else kinetics_csv_class_names(annotations)
         clips = read_kinetics_csv(annotations, "", names)
@@ -437,9 +451,10 @@ def _topk_ground_truth(annotations, class_names, labels_file) -> tuple[list[str]
 
 def score_topk(submissions, annotations, class_names=None, labels=None) -> dict:
     """Score one top-k text submission, or the average of several, against a Kinetics list or
-    official CSV (`class_names`: the class-names file; a CSV defaults to its sorted label names)
-    or an SSv2 split JSON (`labels`: something-something-v2-labels.json). Returns what the CLI
-    prints."""
+    official CSV (`class_names`: the class-names file; a CSV defaults to its sorted label names),
+    an SSv2 split JSON (`labels`: something-something-v2-labels.json), or a Charades-Ego CSV for
+    the binary first-vs-third-person task of M_ego (class 1 = first person, every video of the
+    file). Returns what the CLI prints."""
     ids, truth, num_classes = _topk_ground_truth(annotations, class_names, labels)
     if not ids:
         raise EvaluationError(f"{annotations}: no videos")
@@ -480,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in helps.items():
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--annotations", required=True, help="the official annotation file")
-        command.add_argument("submissions", nargs="+", help="submission file(s); several are averaged")
+        command.add_argument("submissions", nargs="*", help="submission file(s); several are averaged")
         command.add_argument("--ensemble", nargs="+", metavar="SUB", help="more submission files to average in")
         if name == "charades_ego":
             command.add_argument("--views", choices=("first", "third", "both"), default="first",
@@ -509,7 +524,10 @@ def json_ready(value):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.submissions and not args.ensemble:
+        parser.error(f"{args.command}: give at least one submission file (positional or after --ensemble)")
     try:
         result = COMMANDS[args.command](list(args.submissions) + list(args.ensemble or []), args)
     except (AnnotationError, SubmissionError, UnsafePickleError, CorruptPickleError, EvaluationError) as e:

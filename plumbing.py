@@ -21,6 +21,7 @@ A bad name or value stops the script at once, naming the setting and what it exp
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import os
 import re
@@ -70,7 +71,7 @@ def setting_comments(script_path: str) -> dict[str, str]:
         if not text and above >= 1 and lines[above - 1].lstrip().startswith("#"):
             text = comments.get(above, "")
         for name in names:
-            out[name] = text
+            out.setdefault(name, text)  # the first assignment is the setting's; later ones reuse the name
     return out
 
 
@@ -169,6 +170,27 @@ def parse_settings(script_path: str, namespace: Mapping, argv: list[str], *,
         extra = fallback(settings) or {}
         settings.update({k: v for k, v in extra.items() if k not in given})
     return settings
+
+
+def require_choices(script_path: str, settings: dict, choices: Mapping[str, tuple]) -> None:
+    """Stop at once when a setting is not one of its allowed values, naming them."""
+    for key, allowed in choices.items():
+        if settings[key] not in allowed:
+            sys.exit(f"{os.path.basename(script_path)}: --{key} must be one of "
+                     f"{', '.join(map(str, allowed))}; got {settings[key]!r}")
+
+
+@contextlib.contextmanager
+def bad_input_stops(script_path: str):
+    """Around a script's set-up (reading annotations, score files, checkpoints): the project's
+    bad-input errors, which already name the file and what was expected, end the script with
+    that one line instead of a traceback."""
+    from data.annotations import AnnotationError
+    from data.teacher_targets import TeacherTargetError
+    try:
+        yield
+    except (AnnotationError, TeacherTargetError, ValueError, OSError) as e:
+        sys.exit(f"{os.path.basename(script_path)}: {e}")
 
 
 # ----------------------------------------------------------------------------- processes

@@ -1,4 +1,4 @@
-"""Fine-tuning on the egocentric data sets (SPEC sections 4 and 6, supp. S3-S5): Charades-Ego,
+r"""Fine-tuning on the egocentric data sets (SPEC sections 4 and 6, supp. S3-S5): Charades-Ego,
 EPIC-Kitchens-55/100, SSv2, Kinetics (evaluation only), and the binary first-vs-third-person
 Charades-Ego task that trains the Ego-Classifier M_ego.
 
@@ -45,16 +45,16 @@ from torch.utils.data import DataLoader
 import evaluate as scorer
 import plumbing
 from data import synthetic, submissions
-from data.annotations import read_class_names, read_ssv2_labels
+from data.annotations import check_class_count, kinetics_csv_class_names, read_class_names, read_ssv2_labels
 from data.collate import collate_clips
 from data.datasets import EPIC_CLASSES, CharadesEgoDataset, EpicKitchensDataset, KineticsDataset, SSv2Dataset
 from data.sampler import ResumableSampler
 from data.teacher_targets import load_teacher_embeddings
 from data.transforms import ClipSampling
-from engine import cosine_lr, evaluate, param_groups, topk_accuracy, train_one_epoch, unwrap
+from engine import cosine_lr, evaluate, param_groups, train_one_epoch, unwrap
 from losses.finetune import finetune_loss
 from losses.interaction_map import batch_interaction_targets
-from models import build_model, inflate_2d_resnet, load_checkpoint
+from models import ARCHS, build_model, inflate_2d_resnet, load_checkpoint
 from models.checkpoint import save_checkpoint
 
 # ----------------------------------------------------------------------------- settings
@@ -84,7 +84,7 @@ trust_pickle = False  # allow reading a Caffe2 .pkl (unpickling runs code: trust
 allow_partial_load = False  # load the backbone tensors that match and leave the others
 keep_classifier = False  # keep the checkpoint's classifier instead of a fresh one
 # Ego-Exo*: the interaction head and loss kept on the target data.
-detections = None  # folder of detection files made on the target videos
+detections = None  # detection store of the target videos (data/detection_store.py; score_teachers.py detections)
 detection_threshold = 0.5  # keep boxes with score >= this
 w_hand_map, w_object_map = 0.0, 0.0  # Interaction-Map loss weights (Ego-Exo*: 0.1 C-Ego, 3.0 EPIC)
 hard_maps = False  # write 1.0 instead of the box confidence
@@ -136,27 +136,51 @@ PRESETS = {
     "ssv2": dict(dataset="ssv2", **_EPIC, num_clips=1, num_crops=1),
     "kinetics": dict(dataset="kinetics", epochs=0, keep_classifier=True, num_clips=10, num_crops=3),
 }
-# The embedded demo: the preset's data set generated small, a few epochs on the CPU.
-DEMO = dict(arch="slow_8x8_r50", min_size=64, max_size=80, crop_size=64, test_size=64, num_clips=2, num_crops=1,
-            epochs=4, batch_size=4, base_lr=0.05, base_lr_batch=4, num_workers=2, log_every=2,
-            checkpoint_every=4, eval_every=2, lr_steps=(3,))
+# The embedded demo: the preset's data set generated small, a few epochs on the CPU; two test
+# windows of one crop unless the preset names its own views (SSv2: 1 x 1).
+DEMO = dict(arch="slow_8x8_r50", min_size=64, max_size=80, crop_size=64, test_size=64, epochs=4, batch_size=4,
+            base_lr=0.05, base_lr_batch=4, num_workers=2, log_every=2, checkpoint_every=4, eval_every=2,
+            lr_steps=(3,))
+# Settings that only some data sets read: any other data set refuses a value other than the default.
+DATASET_SETTINGS = {
+    "views": ("charades_ego",), "val_views": ("charades_ego",), "task": ("charades_ego",), "no_pair": ("charades_ego",),
+    "train_fraction": ("epic55", "epic100"), "fraction_seed": ("epic55", "epic100"),
+    "unseen_participants": ("epic100",), "tail_verbs": ("epic100",), "tail_nouns": ("epic100",),
+    "labels_file": ("ssv2", "kinetics"), "num_classes": ("kinetics",),
+}
+
+
+def demo_settings(s: dict) -> dict | None:
+    if s["train_annotations"] is not None:
+        return None
+    views = {} if {"num_clips", "num_crops"} & set(PRESETS[s["preset"]]) else dict(num_clips=2, num_crops=1)
+    return {**DEMO, **views}
+
 
 # ----------------------------------------------------------------------------- settings, processes
-settings = plumbing.parse_settings(__file__, globals(), sys.argv[1:], presets=PRESETS,
-                                   fallback=lambda s: DEMO if s["train_annotations"] is None else None)
+defaults = plumbing.default_settings(globals())
+settings = plumbing.parse_settings(__file__, globals(), sys.argv[1:], presets=PRESETS, fallback=demo_settings)
 globals().update(settings)
 config = dict(settings)
+plumbing.require_choices(__file__, settings, {
+    "dataset": ("charades_ego", "epic55", "epic100", "ssv2", "kinetics"), "init": ("scratch", "checkpoint", "imagenet"),
+    "views": ("first", "third", "both"), "val_views": ("first", "third", "both"), "task": ("actions", "ego"),
+    "lr_policy": ("cosine", "steps"), "num_crops": (1, 3), "arch": tuple(ARCHS)})
+for key, users in DATASET_SETTINGS.items():
+    if dataset not in users and settings[key] != defaults[key]:
+        sys.exit(f"train_finetune.py: --{key} is a setting of {' / '.join(users)}, not of {dataset}")
+problems = [(init != "scratch") != (init_path is not None) and
+            f"--init={init} needs an --init_path (and scratch none), got init_path={init_path!r}",
+            no_pair and (views != "both" or task != "ego") and "--no_pair=true needs --task=ego --views=both",
+            not 0 < train_fraction <= 1 and f"--train_fraction must be in (0, 1], got {train_fraction}"]
+for problem in problems:
+    if problem:
+        sys.exit(f"train_finetune.py: {problem}")
 procs = plumbing.init_processes(device)
 device, is_main = procs.device, procs.is_main
 autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
 torch.manual_seed(seed + procs.rank)
 log = plumbing.make_log(procs, out_dir)
-DATASETS = ("charades_ego", "epic55", "epic100", "ssv2", "kinetics")
-if dataset not in DATASETS:
-    sys.exit(f"train_finetune.py: --dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-if init not in ("scratch", "checkpoint", "imagenet") or (init != "scratch") != (init_path is not None):
-    sys.exit(f"train_finetune.py: --init must be scratch, or checkpoint / imagenet with an --init_path "
-             f"(got init={init!r}, init_path={init_path!r})")
 
 
 # ----------------------------------------------------------------------------- demo data
@@ -186,8 +210,8 @@ def write_demo_data(root: str) -> dict:
             d = synthetic.make_kinetics(root, num_classes=4)
             paths = dict(train_annotations=d["lists"]["train"], val_annotations=d["lists"]["val"],
                          data_root=d["video_root"], num_classes=4)
-        if dataset != "kinetics" and (w_hand_map or w_object_map) and "detections" in d:
-            paths["detections"] = d["detections"]
+        if dataset != "kinetics" and (w_hand_map or w_object_map) and "detection_store" in d:
+            paths["detections"] = d["detection_store"]
         with open(done, "w") as f:
             json.dump(paths, f)
     if procs.ddp:
@@ -202,13 +226,34 @@ if train_annotations is None:
         epochs = 2  # Kinetics is evaluation-only with a checkpoint; the demo trains briefly first
 
 # ----------------------------------------------------------------------------- data
-use_maps = bool((w_hand_map or w_object_map) and detections)
+use_maps = bool(w_hand_map or w_object_map)
+if use_maps and detections is None:
+    sys.exit(f"train_finetune.py: Ego-Exo* (--w_hand_map={w_hand_map} --w_object_map={w_object_map}) needs "
+             f"--detections made on the target videos")
 with torch.device("meta"):  # the arch's clip shape, without allocating weights
     spec = build_model(arch, None).input_spec
 sampling = ClipSampling(clip_len=spec.num_frames, stride=spec.sampling_rate, min_size=min_size, max_size=max_size,
                         crop_size=crop_size, test_size=test_size, num_clips=num_clips, num_crops=num_crops)
 embedding_files = [embeddings] if isinstance(embeddings, str) else list(embeddings)
-extra_dim = sum(load_teacher_embeddings(p).embeddings.shape[1] for p in embedding_files)
+
+
+def is_kinetics_csv(path: str) -> bool:
+    with open(path, encoding="utf-8-sig") as f:
+        return f.readline().startswith("label,")
+
+
+def kinetics_class_names() -> list[str] | None:
+    """Kinetics official CSVs: one class map for training and evaluation, from --labels_file or
+    the training CSV's sorted names, checked against --num_classes (a misspelt class would
+    otherwise shift every later index)."""
+    if dataset != "kinetics" or not any(p and p.endswith(".csv") and is_kinetics_csv(p)
+                                        for p in (train_annotations, val_annotations)):
+        return None
+    if labels_file is not None:
+        names = read_class_names(labels_file)
+        check_class_count(names, num_classes, labels_file)
+        return names
+    return kinetics_csv_class_names(train_annotations, num_classes=num_classes)
 
 
 def make_dataset(annotations: str, training: bool):
@@ -224,8 +269,8 @@ def make_dataset(annotations: str, training: bool):
                                    fraction_seed=fraction_seed, **targets)
     if dataset == "ssv2":
         return SSv2Dataset(training, labels=labels_file, split=annotations, video_root=data_root, **targets)
-    if annotations.endswith(".csv") and open(annotations, encoding="utf-8-sig").readline().startswith("label,"):
-        return KineticsDataset(training, csv_path=annotations, video_root=data_root, class_names=labels_file,
+    if is_kinetics_csv(annotations):
+        return KineticsDataset(training, csv_path=annotations, video_root=data_root, class_names=kinetics_classes,
                                num_classes=num_classes, **targets)
     return KineticsDataset(training, list_path=annotations, video_root=data_root, num_classes=num_classes, **targets)
 
@@ -238,38 +283,41 @@ def class_counts() -> dict[str, int]:
         return dict(zip(("verb", "noun"), EPIC_CLASSES[int(dataset[4:])]))
     if dataset == "ssv2":
         return {"action": len(read_ssv2_labels(labels_file))}
-    if labels_file is not None and len(read_class_names(labels_file)) != num_classes:
-        sys.exit(f"train_finetune.py: {labels_file} has {len(read_class_names(labels_file))} classes but "
-                 f"--num_classes={num_classes}")
+    if labels_file is not None:
+        check_class_count(read_class_names(labels_file), num_classes, labels_file)
     return {"action": num_classes}
 
 
-tasks = class_counts()
-multilabel = dataset == "charades_ego" and task == "actions"
-train_set = make_dataset(train_annotations, training=True) if epochs > 0 else None
+with plumbing.bad_input_stops(__file__):  # a bad file stops here with its one-line message, before training
+    extra_dim = sum(load_teacher_embeddings(p).dim for p in embedding_files)
+    kinetics_classes = kinetics_class_names()
+    tasks = class_counts()
+    multilabel = dataset == "charades_ego" and task == "actions"
+    train_set = make_dataset(train_annotations, training=True) if epochs > 0 else None
+    val_set = make_dataset(val_annotations, training=False) if val_annotations else None
 loader_args = dict(num_workers=num_workers, collate_fn=collate_clips, pin_memory=device.type == "cuda")
 
 # ----------------------------------------------------------------------------- model
-model = build_model(arch, tasks, interaction_head=use_maps, dropout=dropout, extra_feature_dim=extra_dim)
-if init == "checkpoint":
-    report = load_checkpoint(model, init_path, skip_aux_heads=not use_maps, trusted=trust_pickle,
-                             allow_partial=allow_partial_load)
-    log(f"init: {init_path}: {len(report.loaded)} tensors loaded, {len(report.reinitialised)} heads re-initialised, "
-        f"{len(report.missing)} model keys not in it, {len(report.unexpected)} of its keys unused")
-    if not keep_classifier:
-        model.replace_classifier(tasks, extra_feature_dim=extra_dim, dropout=dropout)
-    elif any(name.startswith("head.projections") for name in report.reinitialised) or not any(
-            key.startswith("head.projections") for key in report.loaded):
-        sys.exit(f"train_finetune.py: --keep_classifier=true, but {init_path} has no classifier of the tasks {tasks} "
-                 f"(re-initialised: {report.reinitialised})")
-elif init == "imagenet":
-    from models.checkpoint import read_state_dict
-    state, _ = read_state_dict(init_path)
-    report = inflate_2d_resnet(model, state)
-    if report.not_filled and not allow_partial_load:
-        sys.exit(f"train_finetune.py: {init_path} left {len(report.not_filled)} backbone tensors of {arch} unfilled "
-                 f"({report.not_filled[:5]}); wrong depth? (--allow_partial_load=true to go on)")
-    log(f"init: inflated {len(report.inflated)} tensors from {init_path}")
+with plumbing.bad_input_stops(__file__):
+    model = build_model(arch, tasks, interaction_head=use_maps, dropout=dropout, extra_feature_dim=extra_dim)
+    if init == "checkpoint":
+        report = load_checkpoint(model, init_path, skip_aux_heads=not use_maps, trusted=trust_pickle,
+                                 allow_partial=allow_partial_load)
+        log(f"init: {init_path}: {len(report.loaded)} tensors loaded, {len(report.reinitialised)} heads re-initialised, "
+            f"{len(report.missing)} model keys not in it, {len(report.unexpected)} of its keys unused")
+        if not keep_classifier:
+            model.replace_classifier(tasks, extra_feature_dim=extra_dim, dropout=dropout)
+        elif any(f"head.projections.{t}.weight" not in report.loaded for t in tasks):
+            sys.exit(f"train_finetune.py: --keep_classifier=true, but {init_path} has no classifier of the tasks {tasks} "
+                     f"(re-initialised: {report.reinitialised})")
+    elif init == "imagenet":
+        from models.checkpoint import read_state_dict
+        state, _ = read_state_dict(init_path)
+        report = inflate_2d_resnet(model, state)
+        if report.not_filled and not allow_partial_load:
+            sys.exit(f"train_finetune.py: {init_path} left {len(report.not_filled)} backbone tensors of {arch} unfilled "
+                     f"({report.not_filled[:5]}); wrong depth? (--allow_partial_load=true to go on)")
+        log(f"init: inflated {len(report.inflated)} tensors from {init_path}")
 model = model.to(device)
 if device.type == "cuda":
     model = model.to(memory_format=torch.channels_last_3d)
@@ -317,9 +365,8 @@ def loss_fn(outputs: dict, batch: dict) -> dict:
 # ----------------------------------------------------------------------------- evaluation
 def run_evaluation(epoch: int) -> None:
     """Score val_annotations, write the official submission, and its metrics (rank 0)."""
-    if not val_annotations:
+    if val_set is None:
         return
-    val_set = make_dataset(val_annotations, training=False)
     shard = plumbing.video_shard(len(val_set.videos), val_set.num_views, procs)
     loader = DataLoader(val_set, batch_size=batch_size, sampler=shard, **loader_args)
     result = evaluate(model, loader, device=device, autocast_dtype=autocast_dtype, tasks=list(tasks),
@@ -341,11 +388,15 @@ def run_evaluation(epoch: int) -> None:
         path = submissions.write_epic55_submission(stem + ".json", ids, scores["verb"].clamp_min(1e-30).log(),
                                                    scores["noun"].clamp_min(1e-30).log())
         metrics = scorer.score_epic55(path, val_annotations) if labelled(result) else {}
-    else:  # SSv2, Kinetics, and the binary ego task: top-k
+    else:  # SSv2, Kinetics, and the binary ego task (against the Charades-Ego CSV): top-k
         path = submissions.write_topk_submission(stem + ".txt", ids, scores["action"])
-        labels = torch.stack([torch.as_tensor(label) for label in result["labels"]]) if ids else torch.zeros(0)
-        metrics = ({f"top{k}": v for k, v in topk_accuracy(scores["action"], labels, ks=(1, 5)).items()}
-                   if labelled(result) else {})
+        class_names = labels_file if dataset == "kinetics" else None
+        if kinetics_classes is not None and labels_file is None:  # the training CSV's map, kept for re-scoring
+            class_names = os.path.join(out_dir, "classnames.txt")
+            with open(class_names, "w", encoding="utf-8") as f:
+                f.write("\n".join(kinetics_classes) + "\n")
+        metrics = scorer.score_topk(path, val_annotations, class_names=class_names,
+                                    labels=labels_file if dataset == "ssv2" else None) if labelled(result) else {}
     metrics = {"epoch": epoch + 1, "scored_videos": len(ids), "scored_views": result["views"],
                "failed_views": len(result["errors"]), "submission": path, **metrics}
     metrics = scorer.json_ready(metrics)  # NaN (a class without positives) as null
@@ -358,10 +409,10 @@ def run_evaluation(epoch: int) -> None:
 
 
 def labelled(result: dict) -> bool:
-    """Whether the evaluated file has labels (a test file's are -1)."""
-    first = result["labels"][0] if result["labels"] else -1
-    first = first["verb"] if isinstance(first, dict) else first
-    return bool(torch.as_tensor(first).min() >= 0)
+    """Whether the evaluated file has labels: a test file's are -1 (every one of them; the
+    readers refuse a file that mixes the two)."""
+    values = [v for label in result["labels"] for v in (label.values() if isinstance(label, dict) else [label])]
+    return bool(values) and all(bool(torch.as_tensor(v).min() >= 0) for v in values)
 
 
 # ----------------------------------------------------------------------------- loop

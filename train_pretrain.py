@@ -14,7 +14,7 @@ against the default (--epochs=5, --w_ego=0, --resume=false; plumbing.py); --help
 and its targets are given.
 
 With no --train_list the script runs the embedded demo: it writes a small generated Kinetics
-(data/synthetic.py, official layout, 100DOH-style detections) under out_dir and trains on the
+(data/synthetic.py, official layout, a store of 100DOH-style detections) under out_dir and trains on the
 CPU at small sizes (DEMO below). A run that is killed resumes from out_dir/last.pyth, at the
 batch where it stopped.
 """
@@ -49,7 +49,7 @@ num_classes = 400  # classes of the action head (checked against the class map)
 # Teacher targets (data/teacher_targets.py formats; score_teachers.py writes them).
 ego_scores = None  # Ego-Score file (log-probs, 2 per video)
 object_scores = None  # Object-Score file (log-probs, 1000 per video)
-detections = None  # folder of per-video 100DOH-style detection pickles
+detections = None  # detection store (data/detection_store.py; score_teachers.py detections builds it)
 detection_threshold = 0.5  # keep boxes with score >= this (SPEC section 1)
 # Loss (SPEC section 3).
 w_action, w_ego, w_object, w_hand_map, w_object_map = 0.5, 0.1, 0.5, 1.0, 1.0  # loss weights; 0 turns a term off
@@ -111,7 +111,7 @@ if train_list is None:
         dist.barrier()
     train_list, val_list = (os.path.join(demo_root, "lists", f"{s}.csv") for s in ("train", "val"))
     video_root, num_classes = os.path.join(demo_root, "videos"), 4
-    detections = os.path.join(demo_root, "detections")
+    detections = os.path.join(demo_root, "detection_store")
     log("demo: no teacher score files, so the Ego-Score and Object-Score terms are off "
         "(pass --ego_scores=... --object_scores=...)")
 

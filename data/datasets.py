@@ -11,10 +11,12 @@ All four share `ClipDataset`, which owns everything that is not about a dataset'
       EPIC-Kitchens  "frames" rule, flips, 10 x 3
       SSv2           "segments" rule (one frame from each of T segments), no flips, 1 x 1
   * labels, optional teacher scores and teacher embeddings (both looked up by the sample's
-    video id) and detections (one file per recording, mapped onto the clip's frames), checked
-    at construction: a video without them is an error listing every such video, or is
-    dropped if asked.
-  * bad input (missing/corrupt/truncated video or frame, unreadable detection file): in
+    video id) and detections (a detection store, data/detection_store.py, looked up by the
+    recording and mapped onto the clip's frames: one slice of memory-mapped arrays, no file
+    opened per sample), checked at construction: a video without them is an error listing
+    such videos (up to 20, with the count), or is dropped if asked.
+  * bad input (missing/corrupt/truncated video or frame, a detection lookup that cannot fit
+    the decoded frames): in
     training the sample is replaced by another random one, up to `max_retries` times, and
     the messages travel in the sample's "failed" list (the training loop counts and reports
     them); in evaluation the sample is `{"index", "video_id", "view", "error"}`, never a
@@ -43,8 +45,8 @@ from data.annotations import (CHARADES_FPS, CHARADES_NUM_CLASSES, EPIC55_NUM_NOU
                               kinetics_csv_class_names, read_charades_ego, read_class_names,
                               read_epic_segments, read_kinetics_csv, read_kinetics_list, read_ssv2_labels,
                               read_ssv2_split)
-from data.teacher_targets import (TeacherTargetError, clip_detections, detections_path, load_detections,
-                                  load_teacher_embeddings, load_teacher_scores)
+from data.detection_store import DetectionStore
+from data.teacher_targets import TeacherTargetError, load_teacher_embeddings, load_teacher_scores
 from data.transforms import FRAMES_SAMPLING, KINETICS_SAMPLING, SEGMENTS_SAMPLING, ClipSampling, load_clip
 from data.video import VideoError
 
@@ -59,7 +61,7 @@ class VideoItem:
     video_id: str          # the sample's "video_id": Kinetics/SSv2/Charades video, EPIC segment id
     source: str            # video file, or JPEG frame folder
     label: object          # int | float32 multi-hot tensor | dict[str, int]
-    recording_id: str = ""  # the whole recording (detection files are per recording); "" = video_id
+    recording_id: str = ""  # the whole recording (detections are per recording); "" = video_id
     frame_name: str | None = None  # frame folders: file name of 1-based frame n = frame_name.format(n)
     first_frame: int = 0   # 0-based first frame of the segment
     num_frames: int | None = None  # segment length; None = to the end of the video
@@ -82,7 +84,9 @@ class ClipDataset(Dataset):
     Teacher targets: `ego_scores` / `object_scores` are score files (sample keys "ego_score",
     "object_score"); `embeddings` is a list of teacher-embedding files whose rows are
     concatenated in the given order into the sample's "extra_features" float32 [D_total]
-    (supp. Table S4 "append"); `detections` is a folder of per-recording detection files.
+    (supp. Table S4 "append"); `detections` is a detection store (its folder, or an opened
+    DetectionStore) keyed by recording id, holding boxes with score >= its threshold, so
+    `detection_threshold` may not be lower than the store's.
     """
 
     sampling_defaults: dict = KINETICS_SAMPLING
@@ -90,7 +94,7 @@ class ClipDataset(Dataset):
     def __init__(self, videos: list[VideoItem], training: bool, sampling: ClipSampling = ClipSampling(), *,
                  ego_scores: str | None = None, object_scores: str | None = None,
                  embeddings: Sequence[str] | None = None,
-                 detections: str | None = None, detection_threshold: float = 0.5,
+                 detections: str | DetectionStore | None = None, detection_threshold: float = 0.5,
                  skip_videos_without_targets: bool = False, max_retries: int = 10, threads: int = 1,
                  decode_on_device: bool = False, seed: int = 0):
         self.training = training
@@ -99,7 +103,12 @@ class ClipDataset(Dataset):
         self.max_retries = max_retries
         self.threads = threads
         self.decode_on_device = decode_on_device
-        self.detections = detections
+        self.detections = detections if isinstance(detections, DetectionStore) or detections is None \
+            else DetectionStore(detections)
+        if self.detections is not None and detection_threshold < self.detections.threshold:
+            raise ValueError(f"{type(self).__name__}: detection_threshold {detection_threshold:g} is below the "
+                             f"threshold {self.detections.threshold:g} the store {self.detections.path} was built "
+                             f"with (the boxes under it are not in the store)")
         self.detection_threshold = detection_threshold
         self.scores = {}
         for key, path, teacher in (("ego_score", ego_scores, "ego"), ("object_score", object_scores, "object")):
@@ -115,7 +124,7 @@ class ClipDataset(Dataset):
         self.videos = videos
 
     def _check_targets(self, videos: list[VideoItem], skip: bool) -> list[VideoItem]:
-        """Every video needs its scores, embeddings and detection file: list the ones that lack them."""
+        """Every video needs its scores, embeddings and detections: list the ones that lack them."""
         lacking: dict[str, list[str]] = {}
         for key, scores in self.scores.items():
             missing = scores.missing(dict.fromkeys(v.video_id for v in videos))
@@ -126,16 +135,13 @@ class ClipDataset(Dataset):
             if missing:
                 lacking[f"{table.path} ({table.teacher} embeddings)"] = missing
         if self.detections is not None:
-            if not os.path.isdir(self.detections):
-                raise TeacherTargetError(f"{self.detections}: detections folder not found")
-            missing = [r for r in dict.fromkeys(v.recording for v in videos)
-                       if not os.path.isfile(detections_path(self.detections, r))]
+            missing = self.detections.missing(dict.fromkeys(v.recording for v in videos))
             if missing:
-                lacking[f"{self.detections} (detection files <id>.pkl)"] = missing
+                lacking[f"{self.detections.path} (detection store, by recording)"] = missing
         if not lacking:
             return videos
         if not skip:
-            lines = [f"  {where}: {len(ids)} missing: {ids[:50]}{' ...' if len(ids) > 50 else ''}"
+            lines = [f"  {where}: {len(ids)} missing: {ids[:20]}{' ...' if len(ids) > 20 else ''}"
                      for where, ids in lacking.items()]
             raise TeacherTargetError(f"{type(self).__name__}: teacher targets missing for some videos "
                                      f"(pass skip_videos_without_targets=True to drop them):\n" + "\n".join(lines))
@@ -208,9 +214,8 @@ class ClipDataset(Dataset):
         if self.embeddings:
             sample["extra_features"] = torch.cat([table[item.video_id] for table in self.embeddings])
         if self.detections is not None:
-            dets = load_detections(detections_path(self.detections, item.recording))
-            sample["detections"] = clip_detections(dets, sample["frame_indices"], sample["transform"].frame_size,
-                                                   self.detection_threshold)
+            sample["detections"] = self.detections.clip(item.recording, sample["frame_indices"],
+                                                        sample["transform"].frame_size, self.detection_threshold)
         return sample
 
     @staticmethod
@@ -376,8 +381,8 @@ class EpicKitchensDataset(ClipDataset):
     from `data_root/<frames_dir>/<frame_name>` when that folder exists, else from
     `data_root/<video_file>`; the templates take participant_id and video_id. Labels are
     {"verb", "noun"} (-1 for the unlabelled test files); samples also carry "participant_id".
-    The sample's video_id is the segment id (narration_id / uid); detection files are per
-    recording (`<video_id>.pkl`, frame numbers of the whole recording).
+    The sample's video_id is the segment id (narration_id / uid); detections are per
+    recording (store key = video_id, frame numbers of the whole recording).
 
     train_fraction < 1 keeps that fraction of the *videos* (rounded up), drawn by
     `fraction_seed`: one random order of the sorted video ids, of which the first

@@ -11,8 +11,9 @@ model from a few dozen clips:
                   action is active. First-person views have two big hands at the bottom and
                   camera shake, third-person views a small full figure and a still camera.
 The true hand/object boxes are written as 100DOH-style detection files (true boxes with
-scores >= 0.6, plus low-score distractors that the reader must drop), and each `make_*`
-returns the ground truth (labels, boxes, paths) next to the paths it wrote.
+scores >= 0.6, plus low-score distractors that the reader must drop), converted into the
+detection store that training reads (data/detection_store.py, threshold 0.5), and each
+`make_*` returns the ground truth (labels, boxes, paths) next to the paths it wrote.
 
 CLI: `python -m data.synthetic --out DIR --dataset kinetics|charades_ego|epic100|epic55|ssv2|all`.
 """
@@ -32,6 +33,7 @@ import torch
 import torchvision.io
 
 from data.annotations import CHARADES_FPS, CharadesAction, kinetics_clip_filename
+from data.detection_store import build_detection_store
 from data.teacher_targets import DETECTION_COLUMNS, detections_path, save_detections
 from data.video import write_video
 
@@ -150,12 +152,14 @@ def render_interaction(motion: str, num_frames: int, size: tuple[int, int], rng:
 
 def render_charades_view(first_person: bool, actions, num_frames: int, fps: float,
                          size: tuple[int, int], rng: np.random.Generator, class_colours: dict[int, np.ndarray],
-                         background: np.ndarray) -> np.ndarray:
+                         background: np.ndarray) -> tuple[np.ndarray, dict]:
     """One Charades-Ego-like view: objects coloured by the active action classes.
 
     first person: two big hands entering from the bottom, the active objects large between
     them, camera shake; third person: a small full figure (head, body) holding small objects,
     still camera. `background` is float32 [H + 24, W + 24, 3] shared by the pair's two views.
+    Returns the frames and their true boxes, {t: (hand boxes [K, 4], object boxes [K, 4])} in
+    frame pixels (x1, y1, x2, y2, clipped to the frame).
     """
     h, w = size
     margin = 12
@@ -165,17 +169,22 @@ def render_charades_view(first_person: bool, actions, num_frames: int, fps: floa
     shirt = rng.uniform(30, 220, 3)
     figure_x = rng.uniform(0.3, 0.7) * w
     frames = np.empty((num_frames, h, w, 3), np.uint8)
+    boxes = {}
     for t in range(num_frames):
         dx, dy = walk[t]
         frame = background[margin + dy:margin + dy + h, margin + dx:margin + dx + w].copy()
         active = [a.label for a in actions if a.overlaps(t / fps, t / fps)]
+        hands, objects = [], []
         if first_person:
             for k, label in enumerate(active):
                 cx = w * (0.5 + 0.22 * (k - (len(active) - 1) / 2))
                 _paint_rect(frame, cx - 0.16 * h, 0.38 * h, cx + 0.16 * h, 0.70 * h, class_colours[label])
+                objects.append(_clip_box(cx - 0.16 * h, 0.38 * h, cx + 0.16 * h, 0.70 * h, w, h))
             sway = 0.03 * w * math.sin(2 * math.pi * t / max(num_frames, 1))
             for side in (0.28, 0.72):
-                _paint_ellipse(frame, xx, yy, side * w + sway, 1.02 * h, 0.16 * w, 0.28 * h, SKIN)
+                hx, hy, rx, ry = side * w + sway, 1.02 * h, 0.16 * w, 0.28 * h
+                _paint_ellipse(frame, xx, yy, hx, hy, rx, ry, SKIN)
+                hands.append(_clip_box(hx - rx, hy - ry, hx + rx, hy + ry, w, h))
         else:
             fx = figure_x + 0.05 * w * math.sin(2 * math.pi * t / max(num_frames, 1))
             _paint_rect(frame, fx - 0.05 * w, 0.42 * h, fx + 0.05 * w, 0.78 * h, shirt)
@@ -183,8 +192,21 @@ def render_charades_view(first_person: bool, actions, num_frames: int, fps: floa
             for k, label in enumerate(active):
                 cx = fx + 0.09 * w + 0.07 * w * k
                 _paint_rect(frame, cx - 0.035 * h, 0.52 * h, cx + 0.035 * h, 0.59 * h, class_colours[label])
+                objects.append(_clip_box(cx - 0.035 * h, 0.52 * h, cx + 0.035 * h, 0.59 * h, w, h))
         frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
-    return frames
+        boxes[t] = (np.array(hands, np.float32).reshape(-1, 4), np.array(objects, np.float32).reshape(-1, 4))
+    return frames, boxes
+
+
+def write_box_detections(path: str, boxes: dict, size: tuple[int, int], rng: np.random.Generator) -> None:
+    """100DOH-style detections of several true boxes per frame ({t: (hands [K, 4], objects
+    [K, 4])}), scores 0.6-0.99, for data sets whose frames hold several hands and objects."""
+    def rows(array, contact):
+        out = np.zeros((len(array), DETECTION_COLUMNS), np.float32)
+        out[:, :4], out[:, 4], out[:, 5], out[:, 9] = array, rng.uniform(0.6, 0.99, len(array)), contact, 1
+        return out if len(array) else None
+    frames = {t: {"hand_dets": rows(hands, 3), "obj_dets": rows(objects, 0)} for t, (hands, objects) in boxes.items()}
+    save_detections(path, size, frames)
 
 
 # ----------------------------------------------------------------------------- writing helpers
@@ -226,6 +248,16 @@ def write_interaction_detections(path: str, hands: np.ndarray, objects: np.ndarr
         frames[t] = {"hand_dets": np.stack(hand_rows) if hand_rows else None,
                      "obj_dets": np.stack(obj_rows) if obj_rows else None}
     save_detections(path, (round(h * detector_scale), round(w * detector_scale)), frames)
+
+
+def _write_detection_store(root: str, files: dict[str, str], size: tuple[int, int],
+                           num_frames: dict[str, int]) -> str:
+    """The detection store `root/detection_store` built from the written files, every file
+    checked against its video's size and length."""
+    store = os.path.join(root, "detection_store")
+    build_detection_store(files, store, video_sizes={v: size for v in files}, num_frames=num_frames,
+                          detector="synthetic (true boxes, 100DOH layout)", source=os.path.join(root, "detections"))
+    return store
 
 
 def corrupt_video(path: str, mode: str = "truncate", keep_fraction: float = 0.3, seed: int = 0) -> None:
@@ -280,7 +312,8 @@ def make_kinetics(root: str, num_classes: int = 4, videos_per_class: int = 6, va
     Writes `videos/<split>/<class name>/<youtube_id>_<start>_<end>.mp4`, the official CSVs
     `annotations/{train,validate}.csv`, PySlowFast lists `lists/{train,val}.csv` (paths relative
     to `videos/`), `classnames.txt` (index order = sorted names, the standard map) and
-    `detections/<video_id>.pkl` (boxes given at `detector_scale` x the video size).
+    `detections/<video_id>.pkl` (boxes given at `detector_scale` x the video size) and their
+    store `detection_store/` ("detection_store" in the result).
     Returns the paths and the truth: labels, splits, boxes and video paths per video id.
     """
     if not 1 <= num_classes <= len(MOTIONS):
@@ -324,6 +357,8 @@ def make_kinetics(root: str, num_classes: int = 4, videos_per_class: int = 6, va
             f.write("\n".join(list_rows[split]) + "\n")
     with open(out["classnames"], "w") as f:
         f.write("\n".join(names) + "\n")
+    out["detection_store"] = _write_detection_store(
+        root, {v: detections_path(det_root, v) for v in out["labels"]}, size, {v: num_frames for v in out["labels"]})
     return out
 
 
@@ -350,7 +385,8 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
     scripts with commas) and either videos `videos/<id>.mp4` or JPEG folders
     `frames/<id>/<id>-000001.jpg` (`as_frames`), both at 24 fps. Action classes are spread over
     c000..c156; each has its own object colour. `unpaired_first_person` extra first-person-only
-    recordings go to train.
+    recordings go to train. The true hand and object boxes of every frame go to
+    `detections/<id>.pkl` (100DOH layout) and their store `detection_store/` (Ego-Exo*).
     """
     if not 1 <= num_classes <= len(PALETTE):
         raise ValueError(f"make_charades_ego: num_classes should be 1..{len(PALETTE)}, got {num_classes}")
@@ -364,6 +400,7 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
               "actions", "length", "egocentric", "charades_video"]
     out = {"root": root, "data_root": data_root, "fps": CHARADES_FPS, "num_frames": num_frames,
            "class_ids": [int(c) for c in class_ids], "actions": {}, "paths": {}, "csv": {}}
+    detection_files = {}
     for split, pairs in (("train", train_pairs), ("test", test_pairs)):
         rows = []
         extra = unpaired_first_person if split == "train" else 0
@@ -374,8 +411,12 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
             views = [True] if p >= pairs else [False, True]
             for first_person in views:
                 video_id = pair_id + ("EGO" if first_person else "")
-                frames = render_charades_view(first_person, actions, num_frames, CHARADES_FPS, size, rng,
-                                              class_colours, background)
+                frames, boxes = render_charades_view(first_person, actions, num_frames, CHARADES_FPS, size, rng,
+                                                     class_colours, background)
+                detection_files[video_id] = detections_path(os.path.join(root, "detections"), video_id)
+                # their own rng, so the rendered data does not depend on the detections
+                write_box_detections(detection_files[video_id], boxes, size,
+                                     np.random.default_rng(len(detection_files)))
                 if as_frames:
                     folder = os.path.join(data_root, video_id)
                     write_frame_folder(folder, frames, video_id + "-{:06d}.jpg")
@@ -392,6 +433,8 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
                              "Holding, then putting down.", action_text, f"{length:.2f}",
                              "Yes" if first_person else "No", pair_id])
         out["csv"][split] = _write_csv(os.path.join(root, f"CharadesEgo_v1_{split}.csv"), header, rows)
+    out["detection_store"] = _write_detection_store(root, detection_files, size,
+                                                    {v: num_frames for v in detection_files})
     return out
 
 
@@ -404,10 +447,12 @@ def _make_epic(root: str, version: int, videos: dict[str, list[str]], segments_p
     """Render EPIC-like first-person videos (one kitchen background each) made of labelled
     segments, each after an idle gap where the hand is alone; returns per-split rows and truth.
     Frame numbers in the CSVs are 1-based; `detections/<video_id>.pkl` holds the true hand and object
-    boxes of every frame (0-based decoded frame numbers, 100DOH layout) for Ego-Exo* fine-tuning."""
+    boxes of every frame (0-based decoded frame numbers, 100DOH layout) for Ego-Exo* fine-tuning,
+    and `detection_store/` the store built from them ("detection_store" in the result)."""
     out = {"root": root, "fps": fps, "segments": {}, "paths": {}, "rows": {},
            "detections": os.path.join(root, "detections")}
     counter = 0
+    lengths = {}
     for split, video_ids in videos.items():
         out["rows"][split] = []
         for video_id in video_ids:
@@ -438,6 +483,7 @@ def _make_epic(root: str, version: int, videos: dict[str, list[str]], segments_p
                 path = os.path.join(root, participant, "rgb_frames", video_id)
                 write_frame_folder(path, frames, "frame_{:010d}.jpg")
             out["paths"][video_id] = path
+            lengths[video_id] = len(frames)
             # Detections of the whole recording (Ego-Exo* fine-tuning), from their own rng so
             # the rendered data does not depend on them.
             write_interaction_detections(os.path.join(root, "detections", video_id + ".pkl"), np.concatenate(hands),
@@ -449,6 +495,8 @@ def _make_epic(root: str, version: int, videos: dict[str, list[str]], segments_p
                                                "start_frame": start, "stop_frame": stop,
                                                "verb_class": verb, "noun_class": noun}
                 out["rows"][split].append((segment_id, participant, video_id, start, stop, verb, noun))
+    out["detection_store"] = _write_detection_store(
+        root, {v: os.path.join(root, "detections", v + ".pkl") for v in lengths}, size, lengths)
     return out
 
 

@@ -32,6 +32,14 @@ with 0-based frame numbers of the decoded video (for JPEG frame folders: file nu
 any rotation the decoder applies. Columns are [x1, y1, x2, y2, score, contact_state, offset,
 0.1*dx, 0.1*dy, side] in pixels of `frame_size`; only columns 0-4 are used. Frames absent from
 "frames" had no detections. Any other detector's output written in this layout is accepted.
+Every row is checked where it is read or written, naming the file, frame and row: columns 0-4
+finite (the others are not used), score in [0, 1], x1 <= x2 and y1 <= y2, and every coordinate
+inside the frame, [0, W] x [0, H] with a 1 px tolerance (COORD_TOLERANCE). `load_detections`
+unpickles through data.safe_pickle (numpy arrays and plain containers only, nothing in the
+file is run) unless the caller passes trusted=True.
+
+These per-video files are the detector's output, read once: data/detection_store.py converts
+them (and the same layout as JSON or NPZ) into the one store per data set that training reads.
 """
 
 from __future__ import annotations
@@ -45,8 +53,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from data.safe_pickle import CorruptPickleError, UnsafePickleError, safe_load
+
 TEACHER_NUM_CLASSES = {"ego": 2, "object": 1000}
 DETECTION_COLUMNS = 10
+COORD_TOLERANCE = 1.0  # px a box corner may lie beyond the frame's border (detectors round outward)
 HAND, OBJECT = 0, 1  # the "kinds" codes of the sample's "detections"
 
 
@@ -284,27 +295,60 @@ def detections_path(folder, video_id: str) -> str:
     return os.path.join(folder, f"{video_id}.pkl")
 
 
-def _check_dets(where: str, frame, key: str, dets) -> np.ndarray:
+def _numbers(values) -> str:
+    return ", ".join(f"{float(v):g}" for v in values)
+
+
+def _as_dets(where: str, frame, key: str, dets) -> np.ndarray:
+    """One frame's `key` array as float32 K x 10 (K = 0 for None); rows are checked by `_check_rows`."""
     if dets is None:
         return np.zeros((0, DETECTION_COLUMNS), np.float32)
-    array = np.asarray(dets, dtype=np.float32)
+    try:
+        array = np.asarray(dets, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise TeacherTargetError(f"{where}: frame {frame} {key} should be a K x {DETECTION_COLUMNS} array of "
+                                 f"numbers or None ({e})") from None
     if array.ndim != 2 or array.shape[1] != DETECTION_COLUMNS:
         raise TeacherTargetError(f"{where}: frame {frame} {key} should be K x {DETECTION_COLUMNS} "
                                  f"([x1,y1,x2,y2,score,contact,offset,dx,dy,side]) or None, got "
                                  f"shape {array.shape}")
-    if not np.isfinite(array[:, :5]).all():
-        raise TeacherTargetError(f"{where}: frame {frame} {key} has NaN/inf in box or score columns")
     return array
+
+
+def _check_rows(where: str, frame_size: tuple[int, int], arrays: Sequence[tuple[int, str, np.ndarray]]) -> None:
+    """The row rules of the module docstring over all of a video's (frame, key, array), checked
+    at once; the first failing row is named by its frame, key and row."""
+    used = np.concatenate([a[:, :5] for _, _, a in arrays]) if arrays else np.zeros((0, 5), np.float32)
+    x1, y1, x2, y2, score = used.T
+    h, w = frame_size
+    rules = (
+        (~np.isfinite(used).all(axis=1), "has NaN/inf in box or score columns (as float32)"),
+        (~((score >= 0) & (score <= 1)), "has a score outside [0, 1]"),
+        ((x1 > x2) | (y1 > y2), "is not a box with x1 <= x2 and y1 <= y2"),
+        ((x1 < -COORD_TOLERANCE) | (y1 < -COORD_TOLERANCE) | (x2 > w + COORD_TOLERANCE) | (y2 > h + COORD_TOLERANCE),
+         f"lies outside the frame: coordinates should be pixels of frame_size (H, W) = ({h}, {w}), within "
+         f"[0, {w}] x [0, {h}] (+-{COORD_TOLERANCE:g} px)"),
+    )
+    for bad, rule in rules:
+        hits = np.flatnonzero(bad)
+        if len(hits):
+            ends = np.cumsum([len(a) for _, _, a in arrays])
+            owner = int(np.searchsorted(ends, hits[0], side="right"))
+            frame, key, _ = arrays[owner]
+            row = int(hits[0] - (ends[owner - 1] if owner else 0))
+            more = f" ({len(hits)} such rows in the file)" if len(hits) > 1 else ""
+            raise TeacherTargetError(f"{where}: frame {frame} {key} row {row} [x1, y1, x2, y2, score] = "
+                                     f"[{_numbers(used[hits[0]])}] {rule}{more}")
 
 
 def _check_frame_size(where: str, frame_size) -> tuple[int, int]:
     try:
-        h, w = (int(x) for x in frame_size)
+        h, w = (float(x) for x in frame_size)
     except (TypeError, ValueError):
         raise TeacherTargetError(f"{where}: frame_size should be (H, W), got {frame_size!r}") from None
-    if h <= 0 or w <= 0:
-        raise TeacherTargetError(f"{where}: frame_size should be positive (H, W), got {frame_size!r}")
-    return h, w
+    if not (h.is_integer() and w.is_integer()) or h <= 0 or w <= 0:
+        raise TeacherTargetError(f"{where}: frame_size should be positive whole pixels (H, W), got {frame_size!r}")
+    return int(h), int(w)
 
 
 def _check_detections(where: str, blob) -> VideoDetections:
@@ -314,15 +358,17 @@ def _check_detections(where: str, blob) -> VideoDetections:
     if not isinstance(blob["frames"], Mapping):
         raise TeacherTargetError(f"{where}: 'frames' should map frame numbers to "
                                  f"{{'hand_dets', 'obj_dets'}}")
-    frames = {}
+    frames, arrays = {}, []
     for frame, entry in blob["frames"].items():
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
             raise TeacherTargetError(f"{where}: frame key {frame!r} should be a 0-based frame number")
         if not isinstance(entry, Mapping) or not {"hand_dets", "obj_dets"} <= set(entry):
             raise TeacherTargetError(f"{where}: frame {frame} should be a dict with 'hand_dets' "
                                      f"and 'obj_dets'")
-        frames[int(frame)] = (_check_dets(where, frame, "hand_dets", entry["hand_dets"]),
-                              _check_dets(where, frame, "obj_dets", entry["obj_dets"]))
+        pair = tuple(_as_dets(where, frame, key, entry[key]) for key in ("hand_dets", "obj_dets"))
+        frames[int(frame)] = pair
+        arrays += [(frame, key, array) for key, array in zip(("hand_dets", "obj_dets"), pair) if len(array)]
+    _check_rows(where, frame_size, arrays)
     return VideoDetections(where, frame_size, frames)
 
 
@@ -338,16 +384,27 @@ def save_detections(path, frame_size: tuple[int, int], frames: Mapping[int, Mapp
         pickle.dump(blob, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_detections(path) -> VideoDetections:
-    """Read and validate one video's detection pickle (a trusted file: unpickling runs code)."""
+def load_detections(path, *, trusted: bool = False) -> VideoDetections:
+    """Read and validate one video's detection pickle. By default through the restricted
+    unpickler (numpy arrays, dicts, lists, None; a file naming any other callable is refused
+    before anything runs); `trusted=True` uses plain pickle, which runs whatever the file
+    holds: only for files you made yourself."""
     where = os.fspath(path)
     if not os.path.isfile(path):
         raise TeacherTargetError(f"{where}: detection file not found")
-    try:
-        with open(path, "rb") as f:
-            blob = pickle.load(f)
-    except Exception as e:  # pickle raises many types for a bad file; all mean "unreadable"
-        raise TeacherTargetError(f"{where}: not a readable pickle ({e})") from None
+    if trusted:
+        try:
+            with open(path, "rb") as f:
+                blob = pickle.load(f)
+        except Exception as e:  # pickle raises many types for a bad file; all mean "unreadable"
+            raise TeacherTargetError(f"{where}: not a readable pickle ({e})") from None
+    else:
+        try:
+            blob = safe_load(where, what="detection file")
+        except UnsafePickleError as e:
+            raise TeacherTargetError(f"{e}. Pass trusted=True only for a file you made yourself.") from None
+        except CorruptPickleError as e:
+            raise TeacherTargetError(str(e)) from None
     return _check_detections(where, blob)
 
 

@@ -98,7 +98,7 @@ def batch_interaction_targets(batch: dict, like: torch.Tensor, *, hard: bool = F
     SlowFast, T/2 for I3D) by the slow-pathway rule."""
     if "detections" not in batch:
         raise ValueError("batch_interaction_targets: the batch has no detections; build the "
-                         "dataset with detections=<folder of per-video detection files>")
+                         "dataset with detections=<detection store folder>")
     device = like.device
     dets = {k: v.to(device, non_blocking=True) for k, v in batch["detections"].items()}
     num_frames = batch["frame_indices"].shape[1]

@@ -4,6 +4,7 @@ no-pair selection, EPIC fractions, detections on clip frames, teacher-score and 
 joins, bad-input handling, and frame folders left as JPEG bytes for decoding on the training
 device."""
 
+import os
 import shutil
 
 import numpy as np
@@ -12,8 +13,9 @@ import torch
 
 from data.annotations import AnnotationError, CharadesAction
 from data.collate import collate_clips
-from data.datasets import (CharadesEgoDataset, EpicKitchensDataset, KineticsDataset, SSv2Dataset,
-                           charades_multi_hot, fraction_of_videos, select_one_view_per_pair)
+from data.datasets import (CharadesEgoDataset, ClipDataset, EpicKitchensDataset, KineticsDataset, SSv2Dataset,
+                           VideoItem, charades_multi_hot, fraction_of_videos, select_one_view_per_pair)
+from data.detection_store import DetectionStoreError, build_detection_store
 from data.synthetic import (corrupt_video, make_charades_ego, make_epic55, make_epic100, make_kinetics,
                             make_ssv2)
 from data.teacher_targets import (TeacherTargetError, average_clip_log_probs, detections_path, save_detections,
@@ -100,7 +102,7 @@ def test_kinetics_training_sample_fields(data):
 
 def test_kinetics_detections_land_on_the_right_clip_frames(data):
     k = data["kinetics"]
-    ds = kinetics(data, False, detections=k["detections"])
+    ds = kinetics(data, False, detections=k["detection_store"])
     sample = ds[3]
     det, truth = sample["detections"], k["boxes"][sample["video_id"]]
     assert (det["scores"] >= 0.5).all()  # the generator's < 0.45 distractors are dropped
@@ -167,10 +169,27 @@ def test_videos_missing_from_an_embedding_file_are_listed(data, tmp_path):
         kinetics(data, True, embeddings=files[0])  # one path, not a list of them
 
 
-def test_missing_detection_files_are_listed(data, tmp_path):
-    (tmp_path / "dets").mkdir()
-    with pytest.raises(TeacherTargetError, match=r"detection files <id>\.pkl\): 6 missing"):
-        kinetics(data, True, detections=str(tmp_path / "dets"))
+def test_videos_missing_from_the_detection_store_are_listed(data, tmp_path):
+    k = data["kinetics"]
+    ids = [v.video_id for v in kinetics(data, True).videos]
+    store = build_detection_store({v: detections_path(k["detections"], v) for v in ids[2:]}, str(tmp_path / "store"))
+    with pytest.raises(TeacherTargetError) as e:
+        kinetics(data, True, detections=store["store"])
+    assert "store (detection store, by recording): 2 missing" in str(e.value)
+    assert ids[0] in str(e.value) and ids[1] in str(e.value) and ids[2] not in str(e.value)
+    kept = kinetics(data, True, detections=store["store"], skip_videos_without_targets=True)
+    assert [v.video_id for v in kept.videos] == ids[2:] and len(kept[0]["detections"]["frame"]) > 0
+    # up to 20 are named, with the count
+    items = [VideoItem(video_id=f"v{i:02d}", source="unread.mp4", label=0) for i in range(25)]
+    with pytest.raises(TeacherTargetError) as e:
+        ClipDataset(items, True, detections=store["store"])
+    message = str(e.value)
+    assert "25 missing" in message and "'v19'" in message and "'v20'" not in message and "..." in message
+    # the per-video pickle folder is not a store, and a threshold under the store's cannot be met
+    with pytest.raises(DetectionStoreError, match="not a detection store .* looks like a folder of per-video"):
+        kinetics(data, True, detections=k["detections"])
+    with pytest.raises(ValueError, match=r"detection_threshold 0\.3 is below the threshold 0\.5"):
+        kinetics(data, True, detections=store["store"], detection_threshold=0.3)
 
 
 def test_malformed_list_line_reaches_the_caller(tmp_path):
@@ -508,20 +527,22 @@ def _frame_folder_dataset(data, name, training, **kw):
 
 def _write_line_detections(folder, recordings, num_frames):
     """Per frame f one hand box (2f, 4, 2f + 20, 40), score 0.9, given at twice the decoded
-    size (192x256): in decoded pixels (f, 2, f + 10, 20)."""
+    size (192x256): in decoded pixels (f, 2, f + 10, 20). Returns the store built from them."""
     for recording in recordings:
         frames = {f: {"hand_dets": np.array([[2 * f, 4, 2 * f + 20, 40, 0.9, 3, 0, 0, 0, 1]], np.float32),
                       "obj_dets": None} for f in range(num_frames)}
         save_detections(detections_path(folder, recording), (192, 256), frames)
+    return build_detection_store({r: detections_path(folder, r) for r in recordings},
+                                 os.path.join(folder, "store"))["store"]
 
 
 @pytest.mark.parametrize("name", ["charades_frames", "epic100"])
 @pytest.mark.parametrize("training", [True, False])
 def test_frame_folders_can_stay_encoded_for_the_device(data, tmp_path, name, training):
     recordings = {v.recording for v in _frame_folder_dataset(data, name, training).videos}
-    _write_line_detections(str(tmp_path), recordings, 400)
-    decoded = _frame_folder_dataset(data, name, training, detections=str(tmp_path))
-    encoded = _frame_folder_dataset(data, name, training, detections=str(tmp_path), decode_on_device=True)
+    store = _write_line_detections(str(tmp_path), recordings, 100)  # the recordings are <= 64 frames long
+    decoded = _frame_folder_dataset(data, name, training, detections=store)
+    encoded = _frame_folder_dataset(data, name, training, detections=store, decode_on_device=True)
     samples = []
     for index in range(0, len(decoded), max(1, len(decoded) // 5)):
         torch.manual_seed(index)

@@ -32,7 +32,7 @@ def test_charades_map_hand_worked():
                        [0, 1, 1, 0],
                        [1, 1, 0, 0],
                        [0, 0, 0, 0]])
-    # video 3 has no labels: its row becomes -inf, it ranks last everywhere.
+    # video 3 has no labels: it is left out (SPEC section 6), as if ranked last everywhere.
     # class 0: v0 .9 (+), v1 .5, v2 .5 (+) tie -> file order v1 then v2, v3.
     #          precision at the positives: 1/1, 2/3 -> AP = (1 + 2/3) / 2 = 5/6
     #          (v3 kept at .7 would give 1/1, 2/4 -> 3/4; ties broken v2 first would give 1)
@@ -50,15 +50,15 @@ def test_charades_map_hand_worked():
 
 def test_charades_missing_videos_rank_last_in_file_order():
     # annotation order: u (no labels), m (positive, missing from the submission), p (positive, 0.5).
-    # u and m are both -inf and tie; the stable sort keeps file order: p, u, m.
-    # precision at p = 1/1, at m = 2/3 -> AP = 5/6 (the official script: u is not removed, it
-    # only has -inf like every missing video)
+    # u has no labels and is left out, so it cannot outrank m: the ranking is p, m.
+    # precision at p = 1/1, at m = 2/2 -> AP = 1 (were u kept at -inf it would tie with m and,
+    # earlier in the file, rank ahead of it: 1/1, 2/3 -> 5/6)
     (aligned,), present, missing, ignored = evaluate.align_to_annotations(
         "sub.txt", ["u", "m", "p"], ["p", "u"], [np.array([[0.5], [0.9]])], -np.inf)
     assert missing == ["m"] and present.tolist() == [True, False, True] and ignored == 0
     assert aligned[:, 0].tolist() == [0.9, -np.inf, 0.5]
     result = evaluate.charades_map(aligned, np.array([[0], [1], [1]]))
-    assert result["mAP"] == pytest.approx(100 * 5 / 6, abs=1e-12)
+    assert result["mAP"] == pytest.approx(100.0, abs=1e-12)
     # a missing (all -inf) positive video behind labelled negatives: class 0 ranks v3 .7, v1 .5,
     # v2 .5 (+), v0 -inf (+): precision 1/3, 2/4 -> AP 5/12; class 1 ranks v3 (+), v1 (+) first -> 1
     scores = np.array([[-np.inf, -np.inf], [0.5, 0.2], [0.5, 0.1], [0.7, 0.3]])
@@ -71,12 +71,10 @@ def test_charades_missing_videos_rank_last_in_file_order():
 def _slow_official_ap(scores, labels):
     """Per class: a video's rank = videos scoring higher + equal-scored videos earlier in the file;
     AP = mean over positives of (positives ranked at or before it) / (its rank + 1).
-    Videos without any label score -inf first, as the official script leaves them."""
+    Videos without any label are left out first (SPEC section 6)."""
+    keep = [i for i in range(len(scores)) if labels[i].sum() > 0]
+    scores, labels = scores[keep], labels[keep]
     n, k = scores.shape
-    scores = scores.copy()
-    for i in range(n):
-        if labels[i].sum() == 0:
-            scores[i, :] = -math.inf
     aps, npos = [], []
     for c in range(k):
         rank = []
@@ -318,6 +316,12 @@ def test_cli_charades_ensemble_equals_scoring_the_average(generated, tmp_path, c
     assert average == str(tmp_path / "avg.txt")  # writers return the path they wrote
     _, averaged, _ = _main(capsys, "charades_ego", "--annotations", data["csv"]["test"], average)
     assert averaged["mAP"] == pytest.approx(result["mAP"])
+    # --ensemble alone, as in `evaluate.py charades_ego --annotations A --ensemble F1 F2`
+    code, alone, err = _main(capsys, "charades_ego", "--annotations", data["csv"]["test"], "--ensemble",
+                             tmp_path / "a.txt", tmp_path / "b.txt")
+    assert code == 0 and alone["mAP"] == pytest.approx(result["mAP"]), err
+    code, _, err = _run_cli("charades_ego", "--annotations", data["csv"]["test"])
+    assert code == 2 and "give at least one submission file" in err
     # the same scoring from Python (what train_finetune.py calls)
     direct = evaluate.score_charades_ego([tmp_path / "a.txt", tmp_path / "b.txt"], data["csv"]["test"])
     assert (direct["mAP"], direct["wAP"], direct["missing"]) == (result["mAP"], result["wAP"], result["missing"])
@@ -497,3 +501,16 @@ def test_cli_bad_inputs_stop_with_one_line_naming_file_and_ids(generated, tmp_pa
     code, _, err = _main(capsys, "topk", "--annotations", generated["ssv2"]["json"]["validation"],
                          tmp_path / "full.txt")
     assert code == 2 and "--labels" in err
+
+
+def test_cli_topk_scores_the_binary_ego_task_against_charades_ego(generated, tmp_path, capsys):
+    """M_ego's submission: 2 scores per video, class 1 = first person, every video of the CSV."""
+    data = generated["charades"]
+    ids = _charades_test_videos(data) + _charades_test_videos(data, first_person=False)
+    scores = np.zeros((len(ids), 2))
+    scores[:, 1] = [1.0 if i.endswith("EGO") else 0.0 for i in ids]
+    scores[0] = [1.0, 0.0]  # one first-person video called third person
+    write_topk_submission(tmp_path / "ego.txt", ids, scores)
+    code, result, err = _main(capsys, "topk", "--annotations", data["csv"]["test"], tmp_path / "ego.txt")
+    assert code == 0, err
+    assert result["classes"] == 2 and result["top1"] == pytest.approx(100 * (len(ids) - 1) / len(ids))

@@ -1,9 +1,9 @@
 """The pieces joined as training joins them: generated Kinetics (official layout, 100DOH-style
-detections) -> KineticsDataset -> DataLoader(collate_clips) -> clips_to_device (fused crop op)
+detections converted into a detection store) -> KineticsDataset -> DataLoader(collate_clips) -> clips_to_device (fused crop op)
 -> model -> batch_interaction_targets (fused map op) -> egoexo_loss -> backward.
 
 The targets are checked against SPEC's per-box reference run on the generator's *true* boxes,
-so the whole chain (detection file, score threshold, rescale, frame mapping, transform,
+so the whole chain (detection file, store, score threshold, rescale, frame mapping, transform,
 rasterisation, slow subsampling) is tested, not just each link."""
 import numpy as np
 import pytest
@@ -59,7 +59,7 @@ def test_training_step_on_generated_kinetics(kinetics, arch):
     clip_len = spec.num_frames
     sampling = ClipSampling(**{**SAMPLING.__dict__, "clip_len": clip_len})
     dataset = KineticsDataset(True, list_path=kinetics["lists"]["train"], video_root=kinetics["video_root"],
-                              num_classes=2, sampling=sampling, detections=kinetics["detections"])
+                              num_classes=2, sampling=sampling, detections=kinetics["detection_store"])
     loader = DataLoader(dataset, batch_size=4, shuffle=True, num_workers=2, collate_fn=collate_clips)
     batch = next(iter(loader))
     assert batch["failed"] == [] and batch["errors"] == []

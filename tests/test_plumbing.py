@@ -106,6 +106,8 @@ def test_the_real_scripts_help():
                               cwd=ROOT, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "--epochs" in done.stdout and "--out_dir" in done.stdout
+        device = next(l for l in done.stdout.splitlines() if l.strip().startswith("--device "))
+        assert "cuda or cpu" in device  # the setting's comment, not a later reassignment's
 
 
 def test_video_shard_keeps_each_videos_views_together():

@@ -182,5 +182,5 @@ def test_detection_file_validation_names_file_and_frame(tmp_path):
     with pytest.raises(TeacherTargetError, match=r"size\.pkl: frame_size should be positive"):
         load_detections(tmp_path / "size.pkl")
     (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
-    with pytest.raises(TeacherTargetError, match=r"junk\.pkl: not a readable pickle"):
+    with pytest.raises(TeacherTargetError, match=r"junk\.pkl: detection file is not a readable pickle"):
         load_detections(tmp_path / "junk.pkl")

@@ -101,13 +101,28 @@ def test_charades_ego_joint_from_a_pretraining_checkpoint(data, tmp_path):
     assert final["head.projections.action.weight"].shape == (157, 2048)
 
 
+def test_charades_ego_star_trains_the_interaction_maps(data, tmp_path):
+    """Ego-Exo* on Charades-Ego: the interaction head kept from pre-training and trained with
+    BCE maps (0.1 / 0.1) on detections made on the Charades-Ego videos."""
+    pretrained = build_model("slow_8x8_r50", 400, interaction_head=True, dropout=0.0)
+    save_checkpoint(tmp_path / "pre.pyth", pretrained)
+    log = run(command(tmp_path / "run", **charades(data, preset="charades_ego_star"), init="checkpoint",
+                      init_path=tmp_path / "pre.pyth", detections=data["charades"]["detection_store"]))
+    assert "Ego-Exo* maps on" in log and "hand_map" in log and "object_map" in log
+    final = torch.load(tmp_path / "run" / "final.pyth", weights_only=True)["model_state"]
+    assert "interaction_head.projection.weight" in final
+    assert not torch.equal(final["interaction_head.projection.weight"],
+                           pretrained.state_dict()["interaction_head.projection.weight"])  # trained
+
+
 def test_ego_classifier_binary_no_pair(data, tmp_path):
     """M_ego's training: the binary first-vs-third-person task over both views, one view per
     recording with no_pair."""
     log = run(command(tmp_path, **charades(data, preset="ego_classifier"), no_pair=True, epochs=1))
     assert "tasks {'action': 2}" in log and "slow_8x8_r50" in log
     (m,) = metrics_of(tmp_path)
-    assert m["scored_videos"] == 4 and 0.0 <= m["top1"] <= 100.0
+    assert m["scored_videos"] == 4 and m["classes"] == 2 and 0.0 <= m["top1"] <= 100.0
+    same_metrics(m, scored("topk", "--annotations", data["charades"]["csv"]["test"], m["submission"]))
 
 
 def _caffe2_file(path, model):
@@ -152,7 +167,7 @@ def test_epic55_star_from_imagenet_inflation(data, tmp_path):
     resnet = torchvision.models.resnet50()
     torch.save(resnet.state_dict(), tmp_path / "resnet50.pth")
     log = run(command(tmp_path / "run", preset="epic55_star", train_annotations=e["csv"]["train"],
-                      val_annotations=e["csv"]["train"], data_root=e["root"], detections=e["detections"],
+                      val_annotations=e["csv"]["train"], data_root=e["root"], detections=e["detection_store"],
                       init="imagenet", init_path=tmp_path / "resnet50.pth"))
     assert "inflated" in log and "Ego-Exo* maps on" in log and "hand_map" in log and "object_map" in log
     (m,) = metrics_of(tmp_path / "run")
@@ -232,10 +247,22 @@ def test_killed_finetuning_resumes_to_the_same_weights(data, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--init=checkpoint"], "--init must be scratch, or checkpoint / imagenet with an --init_path"),
-    (["--dataset=imagenet"], "--dataset must be one of"),
+    (["--init=checkpoint"], "--init=checkpoint needs an --init_path"),
+    (["--dataset=imagenet"], "--dataset must be one of charades_ego, epic55"),
     (["--preset=charades"], "unknown preset 'charades'"),
     (["--epochs=ten"], "--epochs: expected an integer"),
+    (["--views=sideways"], "--views must be one of first, third, both; got 'sideways'"),
+    (["--lr_policy=bogus"], "--lr_policy must be one of cosine, steps"),
+    (["--arch=bogus"], "--arch must be one of"),
+    (["--num_crops=2"], "--num_crops must be one of 1, 3"),
+    (["--no_pair=true"], "--no_pair=true needs --task=ego --views=both"),
+    (["--train_fraction=0.5"], "--train_fraction is a setting of epic55 / epic100, not of charades_ego"),
+    (["--preset=epic100", "--views=both"], "--views is a setting of charades_ego, not of epic100"),
+    (["--preset=epic100", "--train_fraction=1.5"], "--train_fraction must be in (0, 1]"),
+    (["--preset=charades_ego_star", "--train_annotations=x.csv"], "Ego-Exo* (--w_hand_map=0.1 --w_object_map=0.1) "
+                                                                  "needs --detections"),
+    (["--train_annotations=/nonexistent/CharadesEgo_v1_train.csv"], "CharadesEgo_v1_train.csv: annotation file not found"),
+    (["--preset=kinetics", "--train_annotations=/nonexistent/k.csv"], "k.csv"),
 ])
 def test_bad_settings_stop_at_once(args, message):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "train_finetune.py"), *args], cwd=ROOT,
