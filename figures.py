@@ -24,6 +24,23 @@ every fraction any method has.
     python figures.py fraction --metric all_verb_accuracy_at_1 \
         --run "0.1=third_only:res_10_third.json" --run "10%=Ego-Exo:res_10_egoexo.json" ... \
         --baseline third_only --out fig_s1.png
+
+`ego_distribution` (supp. Fig. S2): the histogram of the Ego-Scores of a data set, P(egocentric)
+= exp of the log-probability of class 1 that score_teachers.py stores per video, over equal
+bins of [0, 1] (the last one closed); prints the mean, the median and the share at >= 0.5.
+
+    python figures.py ego_distribution --scores runs/teachers/ego_scores.pt --out fig_s2.png \
+        [--bins 20] [--log-y] [--json hist.json]
+
+`extremes` (supp. Fig. S4): for each score file, a row of the videos that score highest and a
+row of those that score lowest, each shown as a few frames at the centres of equal segments of
+the video (read with data/video.py). Ego-Scores rank by P(egocentric), Object-Scores by the
+probability of the video's most likely ImageNet class. The videos are found through the list
+the scores were made from; one that cannot be decoded is skipped for the next.
+
+    python figures.py extremes --scores runs/teachers/ego_scores.pt \
+        --scores runs/teachers/object_scores.pt --video-list k400/val.csv \
+        --video-root k400/videos --out fig_s4.png [--top 4] [--frames 4]
 """
 
 from __future__ import annotations
@@ -37,11 +54,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from data.annotations import (CHARADES_NUM_CLASSES, AnnotationError, read_charades_ego,
+from data.annotations import (CHARADES_NUM_CLASSES, AnnotationError, kinetics_csv_class_names, read_charades_ego,
+                              read_kinetics_csv, read_kinetics_list,
                               read_class_names)
 from data.datasets import charades_multi_hot
 from data.submissions import SubmissionError, read_charades_submission
+from data.teacher_targets import TeacherScores, TeacherTargetError, load_teacher_scores
+from data.video import VideoError, VideoReader
 from evaluate import EvaluationError, align_to_annotations, charades_map
 
 
@@ -330,8 +351,12 @@ def read_metric(path, metric: str) -> float:
     (train_finetune.py's metrics.jsonl, one object per evaluation), whose last line counts."""
     if not os.path.isfile(path):
         raise FigureInputError(f"{path}: metrics file not found")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise FigureInputError(f"{path}: not UTF-8 text; expected JSON metrics (evaluate.py's output or a "
+                               f"metrics.jsonl)") from None
     lines = [line for line in text.splitlines() if line.strip()]
     line_no = 1
     if os.fspath(path).endswith(".jsonl"):
@@ -436,6 +461,189 @@ def compare_fractions(args) -> None:
     print(f"wrote {args.out}")
 
 
+# ----------------------------------------------------------------------------- Fig. S2
+
+
+def ego_probabilities(scores: TeacherScores) -> np.ndarray:
+    """Ego-Score of each video: P(egocentric) = exp of the stored log-probability of class 1."""
+    return scores.scores[:, 1].double().exp().numpy()
+
+
+def ego_score_histogram(scores: TeacherScores, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """(bin edges [bins + 1] over [0, 1], videos per bin [bins]); the last bin holds 1.0."""
+    if bins < 1:
+        raise FigureInputError(f"--bins should be >= 1, got {bins}")
+    counts, edges = np.histogram(ego_probabilities(scores), bins=bins, range=(0.0, 1.0))
+    return edges, counts
+
+
+def draw_ego_distribution(edges: np.ndarray, counts: np.ndarray, out, title: str = "",
+                          log_y: bool = False) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", edgecolor="white")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Ego-Score (probability of egocentric, M_ego)")
+    ax.set_ylabel("videos")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=11)
+    ax.grid(axis="y", alpha=0.3)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def ego_distribution(args) -> None:
+    scores = _load_scores(args.scores, "ego")
+    edges, counts = ego_score_histogram(scores, args.bins)
+    ego = ego_probabilities(scores)
+    print(f"{len(ego)} videos in {args.scores}: mean Ego-Score {ego.mean():.4f}, median {np.median(ego):.4f}, "
+          f"{100 * np.mean(ego >= 0.5):.1f}% at >= 0.5")
+    print(f"{'bin':>13} {'videos':>8}")
+    for low, high, count in zip(edges[:-1], edges[1:], counts):
+        print(f"[{low:.2f}, {high:.2f}{']' if high == 1 else ')'} {count:8d}")
+    draw_ego_distribution(edges, counts, args.out, f"Distribution of Ego-Scores ({len(ego)} videos)", args.log_y)
+    print(f"wrote {args.out}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"scores": args.scores, "videos": len(ego), "bin_edges": edges.tolist(),
+                       "counts": counts.tolist(), "mean": float(ego.mean()), "median": float(np.median(ego))},
+                      f, indent=1)
+        print(f"wrote {args.json}")
+
+
+def _load_scores(path: str, teacher: str | None = None) -> TeacherScores:
+    try:
+        return load_teacher_scores(path, teacher=teacher)
+    except TeacherTargetError as e:
+        raise FigureInputError(str(e)) from None
+
+
+# ----------------------------------------------------------------------------- Fig. S4
+
+# How each teacher's scores rank the videos, and what the number shown means.
+TEACHER_RANKING = {
+    "ego": ("Ego-Score", "P(egocentric)"),
+    "object": ("Object-Score", "top ImageNet class probability"),
+}
+
+
+def teacher_values(scores: TeacherScores) -> np.ndarray:
+    """One number per video to sort by: P(egocentric) for Ego-Scores; for Object-Scores the
+    probability of the most likely ImageNet class (how prominently one object features)."""
+    if scores.teacher == "ego":
+        return ego_probabilities(scores)
+    return scores.scores.double().exp().max(dim=1).values.numpy()
+
+
+def extreme_videos(scores: TeacherScores, top: int, among: set[str] | None = None
+                   ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """([(video_id, value)] of the `top` highest-valued videos, highest first; the same of the
+    `top` lowest, lowest first), over the videos in `among` (default all); ties keep file order."""
+    if top < 1:
+        raise FigureInputError(f"--top should be >= 1, got {top}")
+    values = teacher_values(scores)
+    rows = [i for i, v in enumerate(scores.video_ids) if among is None or v in among]
+    if not rows:
+        raise FigureInputError(f"{scores.path}: none of its {len(scores.video_ids)} videos is in the video list "
+                               f"(e.g. {scores.video_ids[:3]}); give the list the scores were made from")
+    by_value = sorted(rows, key=lambda i: values[i])
+    lowest = [(scores.video_ids[i], float(values[i])) for i in by_value[:top]]
+    highest = sorted(rows, key=lambda i: -values[i])[:top]
+    return [(scores.video_ids[i], float(values[i])) for i in highest], lowest
+
+
+def list_video_paths(video_list: str, video_root: str = "") -> dict[str, str]:
+    """video_id -> path of a Kinetics list: PySlowFast `path label` lines or the official CSV
+    (the keys score_teachers.py stores)."""
+    with open(video_list, encoding="utf-8-sig") as f:
+        official = f.readline().startswith("label,")
+    if official:
+        clips = read_kinetics_csv(video_list, video_root, kinetics_csv_class_names(video_list))
+    else:
+        clips = read_kinetics_list(video_list, video_root)
+    return {c.video_id: c.path for c in clips}
+
+
+def video_strip(path: str, frames: int, height: int = 96) -> np.ndarray:
+    """`frames` frames at the centres of equal segments of the video, scaled to `height` and
+    placed side by side with a 2-pixel white gap: uint8 [height, W, 3]."""
+    with VideoReader(path) as reader:
+        count = reader.num_frames
+        images = reader.decode((2 * np.arange(frames) + 1) * count // (2 * frames))
+    h, w = images.shape[1:3]
+    width = max(1, round(w * height / h))
+    scaled = torch.nn.functional.interpolate(torch.from_numpy(images).permute(0, 3, 1, 2).float(),
+                                             size=(height, width), mode="bilinear", antialias=True,
+                                             align_corners=False)
+    scaled = scaled.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    gap = np.full((height, 2, 3), 255, np.uint8)
+    return np.concatenate([part for image in scaled for part in (image, gap)][:-1], axis=1)
+
+
+def draw_extremes(panels: list[tuple[str, str, list, list]], strips: dict[str, np.ndarray], out) -> None:
+    """Two rows per teacher, its highest-valued videos over its lowest, each cell a strip of
+    frames titled with the value and the video id; the title says what each value is."""
+    plt = _pyplot()
+    top = max(max(len(high), len(low)) for _, _, high, low in panels)
+    aspect = max(s.shape[0] / s.shape[1] for s in strips.values())
+    cell_w = 3.2
+    fig, axes = plt.subplots(2 * len(panels), top, squeeze=False,
+                             figsize=(cell_w * top + 0.8, (cell_w * aspect + 0.45) * 2 * len(panels) + 0.5))
+    for p, (name, _, highest, lowest) in enumerate(panels):
+        for r, (label, chosen) in enumerate((("highest", highest), ("lowest", lowest))):
+            row = axes[2 * p + r]
+            for c, ax in enumerate(row):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c >= len(chosen):
+                    ax.axis("off")
+                    continue
+                video_id, value = chosen[c]
+                ax.imshow(strips[video_id])
+                ax.set_title(f"{value:.3f}  {video_id}", fontsize=7)
+            row[0].set_ylabel(f"{name}\n{label}", fontsize=9)
+    fig.suptitle("; ".join(f"{name}: {meaning}" for name, meaning, _, _ in panels), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def extremes(args) -> None:
+    try:
+        paths = list_video_paths(args.video_list, args.video_root)
+    except OSError as e:
+        raise FigureInputError(f"{args.video_list}: {e}") from None
+    panels, strips = [], {}
+    for path in args.scores:
+        scores = _load_scores(path)
+        name, meaning = TEACHER_RANKING[scores.teacher]
+        readable, skipped = set(paths), []
+        while True:  # an unreadable video gives its place to the next one
+            if skipped and not readable & set(scores.video_ids):
+                raise FigureInputError(f"{path}: none of the listed videos it scores can be decoded "
+                                       f"({len(skipped)} tried, e.g. {skipped[:3]})")
+            highest, lowest = extreme_videos(scores, args.top, readable)
+            unread = [v for v, _ in highest + lowest if v not in strips]
+            failed = []
+            for video_id in unread:
+                try:
+                    strips[video_id] = video_strip(paths[video_id], args.frames)
+                except VideoError as e:
+                    print(f"skipped {video_id}: {e}")
+                    failed.append(video_id)
+            if not failed:
+                break
+            readable -= set(failed)
+            skipped += failed
+        panels.append((name, meaning, highest, lowest))
+        print(f"{name} ({path}, {meaning}):")
+        for label, chosen in (("highest", highest), ("lowest", lowest)):
+            print(f"  {label}: " + ", ".join(f"{v} {value:.4f}" for v, value in chosen))
+    draw_extremes(panels, strips, args.out)
+    print(f"wrote {args.out}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -460,9 +668,28 @@ def main(argv=None) -> None:
                           help="one metrics file; repeat for each method and fraction")
     fraction.add_argument("--baseline", required=True, help="the method gains are measured against")
     fraction.add_argument("--out", required=True, help="PNG to write")
+    distribution = commands.add_parser("ego_distribution",
+                                       help="Fig. S2: histogram of the Ego-Scores of a data set")
+    distribution.add_argument("--scores", required=True, help="score_teachers.py's ego_scores.pt")
+    distribution.add_argument("--out", required=True, help="PNG to write")
+    distribution.add_argument("--bins", type=int, default=20, help="bins over [0, 1] (default 20)")
+    distribution.add_argument("--log-y", action="store_true", help="logarithmic count axis")
+    distribution.add_argument("--json", help="also write the bin edges and counts here")
+    extreme = commands.add_parser("extremes",
+                                  help="Fig. S4: frames of the highest- and lowest-scoring videos")
+    extreme.add_argument("--scores", action="append", required=True,
+                         help="a score_teachers.py score file (ego or object); repeat for each teacher")
+    extreme.add_argument("--video-list", required=True,
+                         help="the Kinetics list the scores were made from (PySlowFast list or official CSV)")
+    extreme.add_argument("--video-root", default="", help="folder the list's video paths are joined to")
+    extreme.add_argument("--out", required=True, help="PNG to write")
+    extreme.add_argument("--top", type=int, default=4, help="videos per row (default 4)")
+    extreme.add_argument("--frames", type=int, default=4, help="frames shown per video (default 4)")
     args = parser.parse_args(argv)
+    commands_by_name = {"classes": compare_classes, "fraction": compare_fractions,
+                        "ego_distribution": ego_distribution, "extremes": extremes}
     try:
-        (compare_classes if args.command == "classes" else compare_fractions)(args)
+        commands_by_name[args.command](args)
     except (FigureInputError, AnnotationError, SubmissionError, EvaluationError) as e:
         sys.exit(f"figures.py {args.command}: {e}")
 

@@ -221,6 +221,113 @@ def test_fraction_reads_the_last_line_of_a_metrics_jsonl(tmp_path):
     path.write_text(json.dumps({"epoch": 10, "all_verb_accuracy_at_1": 40.0}) + "\n"
                     + json.dumps({"epoch": 20, "all_verb_accuracy_at_1": 52.5}) + "\n")
     assert figures.read_metric(str(path), "all_verb_accuracy_at_1") == 52.5
+    (tmp_path / "sub.pkl").write_bytes(b"\x80\x05\x95\xff\xfe")
+    with pytest.raises(figures.FigureInputError, match=r"sub.pkl: not UTF-8 text"):
+        figures.read_metric(str(tmp_path / "sub.pkl"), "all_verb_accuracy_at_1")
     path.write_text(json.dumps({"epoch": 10}) + "\n{oops\n")
     with pytest.raises(figures.FigureInputError, match=r"metrics.jsonl:2: invalid JSON"):
         figures.read_metric(str(path), "all_verb_accuracy_at_1")
+
+
+# ----------------------------------------------------------------------------- Figs. S2, S4
+
+
+def write_ego_scores(path, ego_probabilities, video_ids=None):
+    """A score_teachers.py-style Ego-Score file holding log([1 - p, p]) per video."""
+    from data.teacher_targets import save_teacher_scores
+    import torch
+    p = torch.tensor(ego_probabilities, dtype=torch.float64)
+    ids = video_ids or [f"v{i}" for i in range(len(p))]
+    save_teacher_scores(path, "ego", ids, torch.stack([1 - p, p], dim=1).log().float())
+    return str(path)
+
+
+EGO_PROBABILITIES = [0.02, 0.07, 0.12, 0.55, 0.97, 0.999]
+
+
+def test_ego_histogram_counts_by_hand(tmp_path):
+    scores = figures._load_scores(write_ego_scores(tmp_path / "ego.pt", EGO_PROBABILITIES))
+    edges, counts = figures.ego_score_histogram(scores, bins=10)
+    np.testing.assert_allclose(edges, np.linspace(0, 1, 11))
+    # [0, .1): 0.02, 0.07; [.1, .2): 0.12; [.5, .6): 0.55; [.9, 1]: 0.97, 0.999
+    assert counts.tolist() == [2, 1, 0, 0, 0, 1, 0, 0, 0, 2]
+    from data.teacher_targets import save_teacher_scores
+    import torch
+    save_teacher_scores(tmp_path / "one.pt", "ego", ["sure"], torch.tensor([[-100.0, 0.0]]))  # P(ego) = 1.0
+    _, counts = figures.ego_score_histogram(figures._load_scores(str(tmp_path / "one.pt")), 4)
+    assert counts.tolist() == [0, 0, 0, 1]  # the last bin is closed
+
+
+def test_ego_distribution_command_prints_writes_json_and_a_png(tmp_path, capsys):
+    out, report = tmp_path / "fig_s2.png", tmp_path / "hist.json"
+    figures.main(["ego_distribution", "--scores", write_ego_scores(tmp_path / "ego.pt", EGO_PROBABILITIES),
+                  "--out", str(out), "--bins", "5", "--json", str(report)])
+    printed = capsys.readouterr().out
+    assert "6 videos in" in printed and "mean Ego-Score 0.4548" in printed and "50.0% at >= 0.5" in printed
+    assert "[0.80, 1.00]        2" in printed
+    saved = json.loads(report.read_text())
+    assert saved["counts"] == [3, 0, 1, 0, 2] and saved["median"] == pytest.approx((0.12 + 0.55) / 2)
+    width, height = png_size(out)
+    assert 400 <= width <= 2000 and 250 <= height <= 1500
+
+
+def test_ego_distribution_refuses_an_object_score_file(tmp_path):
+    from data.teacher_targets import save_teacher_scores
+    import torch
+    path = tmp_path / "object.pt"
+    save_teacher_scores(path, "object", ["a"], torch.full((1, 1000), -np.log(1000.0)))
+    with pytest.raises(SystemExit, match=r"object\.pt: holds 'object' teacher scores, expected 'ego'"):
+        figures.main(["ego_distribution", "--scores", str(path), "--out", str(tmp_path / "x.png")])
+
+
+def test_extreme_videos_rank_by_ego_probability_and_top_object_class(tmp_path):
+    import torch
+    from data.teacher_targets import save_teacher_scores
+    ego = figures._load_scores(write_ego_scores(tmp_path / "ego.pt", [0.3, 0.9, 0.1, 0.6],
+                                                ["a", "b", "c", "d"]))
+    assert figures.extreme_videos(ego, 2) == ([("b", pytest.approx(0.9)), ("d", pytest.approx(0.6))],
+                                              [("c", pytest.approx(0.1)), ("a", pytest.approx(0.3))])
+    assert figures.extreme_videos(ego, 1, among={"a", "c"}) == ([("a", pytest.approx(0.3))],
+                                                                [("c", pytest.approx(0.1))])
+    # object: the top class probability, 0.5 (x: one class at 0.5), 0.9 (y), 0.001 (z: uniform)
+    probs = torch.full((3, 1000), 0.0)
+    probs[0] = 0.5 / 999
+    probs[0, 7] = 0.5
+    probs[1] = 0.1 / 999
+    probs[1, 3] = 0.9
+    probs[2] = 1 / 1000
+    path = tmp_path / "object.pt"
+    save_teacher_scores(path, "object", ["x", "y", "z"], probs.log())
+    highest, lowest = figures.extreme_videos(figures._load_scores(str(path)), 1)
+    assert highest == [("y", pytest.approx(0.9, rel=1e-5))] and lowest == [("z", pytest.approx(0.001, rel=1e-4))]
+    with pytest.raises(figures.FigureInputError, match=r"none of its 3 videos is in the video list"):
+        figures.extreme_videos(figures._load_scores(str(path)), 1, among={"q"})
+
+
+def test_extremes_command_draws_frames_of_both_teachers(tmp_path, capsys):
+    import torch
+    from data.synthetic import corrupt_video
+    from data.teacher_targets import save_teacher_scores
+    from data.video import write_video
+    rng = np.random.default_rng(0)
+    ids = ["vid_a", "vid_b", "vid_c", "vid_d"]
+    for video_id in ids:
+        write_video(tmp_path / f"{video_id}.mp4", rng.integers(0, 255, (6, 24, 32, 3), dtype=np.uint8), 12)
+    corrupt_video(str(tmp_path / "vid_d.mp4"), "garbage")
+    video_list = tmp_path / "list.txt"
+    video_list.write_text("".join(f"{v}.mp4 0\n" for v in ids))
+    ego = write_ego_scores(tmp_path / "ego.pt", [0.2, 0.8, 0.5, 0.99], ids)
+    probs = torch.full((4, 1000), 1 / 1000.0)
+    object_path = tmp_path / "object.pt"
+    save_teacher_scores(object_path, "object", ids, probs.log())
+    out = tmp_path / "fig_s4.png"
+    figures.main(["extremes", "--scores", ego, "--scores", str(object_path), "--video-list", str(video_list),
+                  "--video-root", str(tmp_path), "--out", str(out), "--top", "2", "--frames", "3"])
+    printed = capsys.readouterr().out
+    assert "skipped vid_d:" in printed  # undecodable: the next video takes its place
+    assert "highest: vid_b 0.8000, vid_c 0.5000" in printed and "lowest: vid_a 0.2000, vid_c 0.5000" in printed
+    width, height = png_size(out)
+    assert 500 <= width <= 3000 and 400 <= height <= 3000
+    strip = figures.video_strip(str(tmp_path / "vid_a.mp4"), 3, height=48)
+    assert strip.shape == (48, 3 * 64 + 2 * 2, 3) and strip.dtype == np.uint8
+    assert (strip[:, 64:66] == 255).all()  # the gap between frames
