@@ -143,8 +143,9 @@ if _is_official_csv(train_list):
 def kinetics(path: str, training: bool) -> KineticsDataset:
     lists = {"csv_path": path, "class_names": class_names} if _is_official_csv(path) else {"list_path": path}
     return KineticsDataset(training, video_root=video_root, num_classes=num_classes, sampling=sampling,
-                           ego_scores=ego_scores if use_ego else None,
-                           object_scores=object_scores if use_object else None,
+                           # teacher targets are training targets: score files cover the training videos
+                           ego_scores=ego_scores if use_ego and training else None,
+                           object_scores=object_scores if use_object and training else None,
                            detections=detections if use_maps and training else None,
                            detection_threshold=detection_threshold, seed=seed, **lists)
 

@@ -88,3 +88,23 @@ def test_official_csv_lists(kinetics, tmp_path):
             "--epochs=1", "--test_size=32", "--num_clips=1", "--num_crops=1"]
     log = run(cmd)
     assert "8 training videos" in log and "eval epoch 0: 2 videos, 2 views" in log, log
+
+
+def test_all_five_loss_terms_with_train_only_score_files(kinetics, tmp_path):
+    """Ego-Score, Object-Score and both maps on, with score files that cover the training videos
+    only (the normal case): training logs every term and the evaluation still runs."""
+    from data.annotations import read_kinetics_list
+    from data.teacher_targets import save_teacher_scores
+    ids = [c.video_id for c in read_kinetics_list(kinetics["lists"]["train"], kinetics["video_root"])]
+    rng = torch.Generator().manual_seed(0)
+    for teacher, classes in (("ego", 2), ("object", 1000)):
+        save_teacher_scores(tmp_path / f"{teacher}.pt", teacher, ids,
+                            torch.randn(len(ids), classes, generator=rng).log_softmax(-1))
+    cmd = command(kinetics, tmp_path / "run") + [
+        f"--ego_scores={tmp_path / 'ego.pt'}", f"--object_scores={tmp_path / 'object.pt'}",
+        f"--val_list={kinetics['lists']['val']}", "--epochs=1", "--test_size=32", "--num_clips=1", "--num_crops=1"]
+    log = run(cmd)
+    done = next(line for line in log.splitlines() if line.startswith("epoch 0 done"))
+    for term in ("action", "ego", "object", "hand_map", "object_map"):
+        assert f" {term} " in done, done
+    assert "eval epoch 0: 2 videos" in log
