@@ -1,4 +1,4 @@
-"""Runs the frozen egocentric teachers over a Kinetics video list (SPEC section 1, supp. S1) and
+"""Runs the frozen egocentric teachers over a data set's samples (SPEC section 1, supp. S1) and
 writes what pre-training and fine-tuning read, in the formats of data/teacher_targets.py:
 
     teacher=ego         Ego-Score of M_ego               -> out_dir/ego_scores.pt
@@ -11,23 +11,44 @@ One process (CPU or one GPU):
         --ego_checkpoint=runs/m_ego/final.pyth
 Eight GPUs (each rank scores every 8th video, rank 0 merges):
     torchrun --nproc-per-node 8 score_teachers.py --teacher=object --video_list=... (same flags)
+Embeddings of a fine-tuning data set (every sample of its training and validation files):
+    python score_teachers.py --teacher=embeddings --dataset=epic100 --data_root=EPIC-KITCHENS \\
+        --annotations=EPIC_100_train.csv,EPIC_100_validation.csv --ego_checkpoint=runs/m_ego/final.pyth
 
 Every setting below is a plain Python default, overridable as --name=value (plumbing.py);
 --help lists them.
 
-Videos: a PySlowFast list (`path label` lines, paths joined to video_root) or the official
-Kinetics CSV (`label,youtube_id,...`), read by data/annotations.py. A video's key is the
-KineticsDataset's video_id (the file stem), so pre-training joins the files on it.
+Samples (`dataset`): the rows are keyed, and their frames chosen, exactly as the fine-tuning
+data sets of data/datasets.py key and cut their samples, because the list is those classes'
+own (each annotation file read by its evaluation dataset, as train_finetune.py builds it):
+    kinetics      `video_list` (or `annotations`): PySlowFast lists (`path label` lines, paths
+                  joined to `video_root` or `data_root`) or official Kinetics CSVs
+                  (`label,youtube_id,...`); key = the file stem, so pre-training joins on it
+    charades_ego  CharadesEgo_v1_{train,test}.csv, frames or videos under `data_root`; key = the
+                  Charades id; `views` first | third | both (default both: a file then serves
+                  both the first-person and the joint fine-tuning)
+    epic55/100    the EPIC action CSVs; key = the segment id (uid / narration_id), frames only
+                  those of the segment [start_frame, stop_frame] of its recording
+    ssv2          the split JSONs with `labels_file`; key = the SSv2 id
+`annotations` takes several files (train and validation, say), so one output file serves a
+whole fine-tuning run; a sample listed in two files is scored once. Kinetics metadata and
+partial files are those of a Kinetics-only run; the other data sets add "dataset" (and
+"data_root", "segment") to them. Frames below are counted within the sample's segment: L is
+its length (the whole video but for EPIC).
 
 Ego-Score (paper Eqn 1): M_ego is train_finetune.py --preset=ego_classifier's final.pyth, a
-video model whose one 2-way classifier has class 1 = egocentric. Each video gives N =
-`ego_clips` clips by the Kinetics test rule (window k of N: clip_len frames spread over a
-clip_len * stride window starting at (L - window) * k / N), each its centre crop at short side =
-crop = `ego_test_size` (by default the test size M_ego was trained with), normalised as in
-training; the file stores log(mean over the N clips of softmax(logits)).
+video model whose one 2-way classifier has class 1 = egocentric. Each sample gives N =
+`ego_clips` clips by the Kinetics test rule whatever the data set (window k of N: clip_len
+frames spread over a clip_len * stride window starting at (L - window) * k / N, indices past the
+segment repeating its last frame) -- view k of the sample's own evaluation dataset built with
+this sampling --, each its centre crop at short side = crop = `ego_test_size` (by default the
+test size M_ego was trained with), normalised as in training; the file stores log(mean over the
+N clips of softmax(logits)).
 
 Object-Score (paper Eqn 3): torchvision's ImageNet ResNet-152 on T = `object_frames` frames at
-the centres of T equal segments of the video, frame floor((2k + 1) * L / (2T)) for k = 0..T-1.
+the centres of T equal parts of the segment, frame floor((2k + 1) * L / (2T)) for k = 0..T-1
+after its first (a frame folder's files as data/datasets.py lists them, read with
+data/video.read_frame_folder; a video decoded at those absolute indices).
 Each frame is prepared as torchvision's ImageNet evaluation does: short side resized to
 `object_resize` = 256 (bilinear, antialiased, on the uint8 frame), centre crop `object_crop` =
 224, v / 255, then ImageNet mean
@@ -45,7 +66,8 @@ pooled feature averaged over what that teacher sees of it: M_ego's pooled res5 "
 its N clips, ResNet's 2048-d global-average-pooled feature over the T frames (both prepared as
 above).
 
-Detections: `detection_dir` holds one file per video, `<video_id>.pkl` (100DOH's pickles, read
+Detections (--dataset=kinetics only: the stores of the other data sets are per recording):
+`detection_dir` holds one file per video, `<video_id>.pkl` (100DOH's pickles, read
 by a restricted unpickler that rebuilds numpy arrays and plain containers only; plain pickle,
 which runs whatever the file holds, only with --trust_pickle=true), `.json` or `.npz`, in the
 layout of SPEC section 1. The files of the list's videos become one store, out_dir/detections,
@@ -85,21 +107,28 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import plumbing
-from data.annotations import AnnotationError, kinetics_csv_class_names, read_class_names, read_kinetics_csv, \
-    read_kinetics_list
+from data.annotations import AnnotationError
 from data.collate import collate_clips
+from data.datasets import CharadesEgoDataset, ClipDataset, EpicKitchensDataset, KineticsDataset, SSv2Dataset, \
+    VideoItem
 from data.crop_normalize import clips_to_device
 from data.teacher_targets import TeacherTargetError, average_clip_log_probs, save_teacher_embeddings, \
     save_teacher_scores
-from data.transforms import ClipSampling, load_clip
-from data.video import VideoError, VideoReader
+from data.transforms import ClipSampling
+from data.video import VideoError, VideoReader, read_frame_folder
 from models import load_model
 
 # ----------------------------------------------------------------------------- settings
 teacher = "ego"  # ego | object | embeddings | detections
-# Videos: a PySlowFast list (`path label`) or the official Kinetics CSV (`label,youtube_id,...`).
-video_list = None  # the list to score (required)
-video_root = ""  # folder the list's video paths are joined to
+dataset = "kinetics"  # kinetics | charades_ego | epic55 | epic100 | ssv2: whose samples are scored
+# Samples: the data set's annotation files, read by its data/datasets.py class (as train_finetune.py does).
+annotations = ()  # one or more annotation files, comma-separated (Kinetics: lists or CSVs, as video_list)
+data_root = ""  # frame folders / videos, as train_finetune.py's --data_root (Kinetics: as video_root)
+labels_file = None  # SSv2: something-something-v2-labels.json
+views = "both"  # Charades-Ego: first | third | both
+# Kinetics: a PySlowFast list (`path label`) or the official Kinetics CSV (`label,youtube_id,...`).
+video_list = None  # the list to score (or --annotations)
+video_root = ""  # folder the list's video paths are joined to (or --data_root)
 class_names = None  # official CSV: class-names file; None = the CSV's sorted names (labels are only checked)
 num_classes = None  # PySlowFast list: labels must be below this (None: any label >= 0; labels are not scored)
 out_dir = "runs/teachers"  # outputs, partial results (out_dir/partial) and log.txt
@@ -132,15 +161,36 @@ retry_failed = False  # a rerun scores again the videos that failed before
 poll_seconds = 2.0  # rank 0: how often to look whether the other ranks have finished
 
 # ----------------------------------------------------------------------------- settings, processes
+defaults = plumbing.default_settings(globals())
 settings = plumbing.parse_settings(__file__, globals(), sys.argv[1:])
 globals().update(settings)
 SCRIPT = "score_teachers.py"
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+DATASETS = ("kinetics", "charades_ego", "epic55", "epic100", "ssv2")
 plumbing.require_choices(__file__, settings, {"teacher": ("ego", "object", "embeddings", "detections"),
-                                              "object_arch": RESNETS})
-if video_list is None:
-    sys.exit(f"{SCRIPT}: give --video_list (a PySlowFast list or the official Kinetics CSV) and --video_root; "
-             f"see {SCRIPT} --help")
+                                              "dataset": DATASETS, "object_arch": RESNETS,
+                                              "views": ("first", "third", "both")})
+# Settings that only some data sets read: any other data set refuses a value other than the default.
+DATASET_SETTINGS = {"video_list": ("kinetics",), "video_root": ("kinetics",), "class_names": ("kinetics",),
+                    "num_classes": ("kinetics",), "labels_file": ("ssv2",), "views": ("charades_ego",)}
+for _name, _users in DATASET_SETTINGS.items():
+    if dataset not in _users and settings[_name] != defaults[_name]:
+        sys.exit(f"{SCRIPT}: --{_name} is a setting of {' / '.join(_users)}, not of --dataset={dataset}")
+if video_list is not None and annotations:
+    sys.exit(f"{SCRIPT}: give the Kinetics list as --video_list or as --annotations, not both")
+if video_root and data_root:
+    sys.exit(f"{SCRIPT}: give the Kinetics video folder as --video_root or as --data_root, not both")
+annotation_files = (video_list,) if video_list is not None else tuple(str(a) for a in annotations)
+root_folder = video_root or data_root
+if not annotation_files:
+    sys.exit(f"{SCRIPT}: give --annotations (the data set's annotation files; for Kinetics also --video_list, a "
+             f"PySlowFast list or the official Kinetics CSV) and --data_root; see {SCRIPT} --help")
+if dataset == "ssv2" and labels_file is None:
+    sys.exit(f"{SCRIPT}: --dataset=ssv2 needs --labels_file (something-something-v2-labels.json)")
+if teacher == "detections" and dataset != "kinetics":
+    sys.exit(f"{SCRIPT}: --teacher=detections builds a store of whole videos from a Kinetics list; the stores of "
+             f"{dataset} are keyed by recording, which this script does not build (--dataset=kinetics only)")
+listed_in = ", ".join(annotation_files)  # how the log and the metadata name the annotation files
 for _name in ("videos_per_batch", "save_every", "ego_clips", "object_frames", "object_crop"):
     if settings[_name] < 1:
         sys.exit(f"{SCRIPT}: --{_name} must be >= 1, got {settings[_name]}")
@@ -159,23 +209,62 @@ if procs.ddp:
 RUN_ID = _run_id[0]
 
 
-# ----------------------------------------------------------------------------- videos
-def read_videos() -> list:
-    """The list's videos (data.annotations.KineticsClip: video_id, path, label)."""
-    try:
-        with open(video_list, encoding="utf-8-sig") as f:
-            official = f.readline().startswith("label,")
-        if official:
-            names = read_class_names(class_names) if class_names else kinetics_csv_class_names(video_list)
-            return read_kinetics_csv(video_list, video_root, names)
-        return read_kinetics_list(video_list, video_root, num_classes)
-    except (AnnotationError, OSError) as e:
-        sys.exit(f"{SCRIPT}: {e}")
+# ----------------------------------------------------------------------------- samples
+def make_dataset(path: str, sampling: ClipSampling) -> ClipDataset:
+    """The data set's evaluation dataset of one annotation file, built as train_finetune.py
+    builds it, so its items (video ids, sources, segments) are the ones fine-tuning looks up."""
+    if dataset == "charades_ego":
+        return CharadesEgoDataset(False, csv_path=path, data_root=root_folder, views=views, sampling=sampling)
+    if dataset in ("epic55", "epic100"):
+        return EpicKitchensDataset(False, annotations=path, data_root=root_folder, version=int(dataset[4:]),
+                                   sampling=sampling)
+    if dataset == "ssv2":
+        return SSv2Dataset(False, labels=labels_file, split=path, video_root=root_folder, sampling=sampling)
+    with open(path, encoding="utf-8-sig") as f:
+        official = f.readline().startswith("label,")
+    if official:
+        return KineticsDataset(False, csv_path=path, video_root=root_folder, class_names=class_names,
+                               sampling=sampling)
+    return KineticsDataset(False, list_path=path, video_root=root_folder, num_classes=num_classes, sampling=sampling)
 
 
-videos = read_videos()
+def build_datasets(sampling: ClipSampling = ClipSampling()) -> list[ClipDataset]:
+    """One dataset per annotation file, in the given order."""
+    built = []
+    for path in annotation_files:
+        try:
+            built.append(make_dataset(path, sampling))
+        except (AnnotationError, ValueError, OSError) as e:
+            message = str(e)
+            sys.exit(f"{SCRIPT}: {message}" if path in message else f"{SCRIPT}: {path}: {message}")
+    return built
+
+
+def index_samples(built: list[ClipDataset]) -> tuple[list[VideoItem], list[tuple[int, int]]]:
+    """(the samples of every file in order, each once; for each, (dataset, item index) where it
+    comes from). A sample in two files (EPIC-55 train and test lists, say) is scored once; one
+    id naming two different segments stops the run."""
+    items, origin, first = [], [], {}
+    for d, data in enumerate(built):
+        for i, item in enumerate(data.videos):
+            segment = (item.source, item.frame_name, item.first_frame, item.num_frames)
+            if item.video_id in first:
+                d0, i0 = origin[first[item.video_id]]
+                before = items[first[item.video_id]]
+                if (before.source, before.frame_name, before.first_frame, before.num_frames) != segment:
+                    sys.exit(f"{SCRIPT}: sample {item.video_id!r} is {before.source} frames from {before.first_frame} "
+                             f"({before.num_frames}) in {annotation_files[d0]} but {item.source} frames from "
+                             f"{item.first_frame} ({item.num_frames}) in {annotation_files[d]}; one id, one segment")
+                continue
+            first[item.video_id] = len(items)
+            items.append(item)
+            origin.append((d, i))
+    return items, origin
+
+
+videos, video_origin = index_samples(build_datasets())
 if not videos:
-    sys.exit(f"{SCRIPT}: {video_list} lists no videos")
+    sys.exit(f"{SCRIPT}: {listed_in} lists no videos")
 video_ids = [v.video_id for v in videos]
 my_videos = plumbing.video_shard(len(videos), 1, procs)  # video rank, rank + world, ...
 
@@ -285,12 +374,12 @@ def _dump_json(path: str, value) -> None:
         json.dump(value, f, indent=1, sort_keys=True)
 
 
-def score_videos(name: str, signature: dict, dataset: Dataset, collate, score_batch):
+def score_videos(name: str, signature: dict, samples: Dataset, collate, score_batch):
     """Score this rank's share of the videos that earlier runs left, writing partial results as
     it goes; on rank 0, wait for every rank and return the merged (rows by video, failures); on
     the other ranks return None.
 
-    `dataset[i]` is video i's input or `failure(i, error)`; `collate` turns a list of those into
+    `samples[i]` is video i's input or `failure(i, error)`; `collate` turns a list of those into
     a batch, and `score_batch(batch)` into ({video_id: {field: tensor}}, {video_id: error})."""
     partial = PartialResults(name, signature)
     scored, failed = partial.done_before()
@@ -304,13 +393,13 @@ def score_videos(name: str, signature: dict, dataset: Dataset, collate, score_ba
             + ("tried again" if retry_failed else "skipped; --retry_failed=true tries them again")
             + f"); {left} to score")
     else:
-        log(f"{name}: scoring {len(videos)} videos of {video_list} on {procs.world_size} process(es)")
+        log(f"{name}: scoring {len(videos)} videos of {listed_in} on {procs.world_size} process(es)")
     bar = tqdm(total=len(pending), unit="video", desc=f"{name} (rank 0 of {procs.world_size})", disable=not is_main,
                dynamic_ncols=True, file=sys.stderr)
     rows, failures, new_rows, new_failures = {}, {}, 0, 0
     tick = time.perf_counter()
     if pending:
-        loader = DataLoader(dataset, batch_size=videos_per_batch, sampler=pending, collate_fn=collate,
+        loader = DataLoader(samples, batch_size=videos_per_batch, sampler=pending, collate_fn=collate,
                             num_workers=num_workers, pin_memory=device.type == "cuda")
         for batch in loader:
             batch_rows, batch_failures = score_batch(batch)
@@ -346,7 +435,7 @@ def _write_lines(path: str, lines: list[str]) -> None:
 def write_failures(output: str, failed: dict[str, str]) -> None:
     """`<output>.failures.jsonl`: one {"video_id", "path", "error"} per line, in list order
     (an empty file when nothing failed, so no stale list survives a rerun)."""
-    lines = [json.dumps({"video_id": v.video_id, "path": v.path, "error": failed[v.video_id]})
+    lines = [json.dumps({"video_id": v.video_id, "path": v.source, "error": failed[v.video_id]})
              for v in videos if v.video_id in failed]
     _write_atomically(output + ".failures.jsonl", lambda tmp: _write_lines(tmp, lines))
 
@@ -362,7 +451,7 @@ def stored_rows(merged: dict, field: str) -> tuple[list[str], torch.Tensor]:
     """The scored videos in list order and their `field` rows stacked."""
     ids = [v for v in video_ids if v in merged]
     if not ids:
-        sys.exit(f"{SCRIPT}: no video of {video_list} could be scored; the failures are listed beside the output")
+        sys.exit(f"{SCRIPT}: no video of {listed_in} could be scored; the failures are listed beside the output")
     return ids, torch.stack([merged[v][field] for v in ids]).float()
 
 
@@ -399,24 +488,25 @@ def load_ego_teacher():
 
 
 class EgoClips(Dataset):
-    """Video i -> its N test clips (window k of N, centre crop), or failure(i, error)."""
+    """Video i -> its N test clips (window k of N, centre crop), or failure(i, error): view k of
+    its own data set's evaluation dataset built with M_ego's sampling, so the clips lie within
+    the sample's segment exactly as fine-tuning's loader places them."""
 
     def __init__(self, sampling: ClipSampling):
         self.sampling = sampling
+        self.datasets = build_datasets(sampling)
 
     def __len__(self) -> int:
         return len(videos)
 
     def __getitem__(self, index: int) -> dict:
-        video = videos[index]
-        try:
-            clips = [load_clip(video.path, self.sampling, np.random.default_rng(0), view=k)
-                     for k in range(self.sampling.num_clips)]
-        except (VideoError, ValueError, OSError) as e:
-            return failure(index, e)
+        d, i = video_origin[index]
+        clips = [self.datasets[d][i * self.sampling.num_clips + k] for k in range(self.sampling.num_clips)]
         for clip in clips:
-            clip.update(index=index, video_id=video.video_id, label=video.label)
-        return {"index": index, "video_id": video.video_id, "clips": clips}
+            if "error" in clip:
+                return failure(index, clip["error"])
+            clip["index"] = index
+        return {"index": index, "video_id": videos[index].video_id, "clips": clips}
 
 
 def collate_ego(items: list[dict]) -> dict:
@@ -514,6 +604,21 @@ def uniform_frame_indices(num_frames: int, count: int) -> np.ndarray:
     return (2 * np.arange(count, dtype=np.int64) + 1) * num_frames // (2 * count)
 
 
+def read_segment_frames(item: VideoItem, count: int) -> np.ndarray:
+    """uint8 [count, H, W, 3]: the item's segment frames uniform_frame_indices(segment length,
+    count), counted from its first frame (indices past the video's end take its last frame)."""
+    if item.frame_name is not None:
+        paths = ClipDataset.frame_paths(item)  # the segment's files, as fine-tuning lists them
+        return read_frame_folder([paths[i] for i in uniform_frame_indices(len(paths), count)])
+    with VideoReader(item.source) as reader:
+        total = reader.num_frames
+        if item.first_frame >= total:
+            raise VideoError(f"{item.source}: segment starts at frame {item.first_frame} but the video has {total} "
+                             f"frames")
+        length = total - item.first_frame if item.num_frames is None else item.num_frames
+        return reader.decode(np.minimum(item.first_frame + uniform_frame_indices(length, count), total - 1))
+
+
 class ObjectFrames(Dataset):
     """Video i -> its T frames resized and centre-cropped, uint8 [T, 3, crop, crop] (module
     docstring), or failure(i, error)."""
@@ -524,8 +629,7 @@ class ObjectFrames(Dataset):
     def __getitem__(self, index: int) -> dict:
         video = videos[index]
         try:
-            with VideoReader(video.path) as reader:
-                frames = reader.decode(uniform_frame_indices(reader.num_frames, object_frames))
+            frames = read_segment_frames(video, object_frames)
         except (VideoError, ValueError, OSError) as e:
             return failure(index, e)
         x = torch.from_numpy(frames).permute(0, 3, 1, 2)
@@ -582,7 +686,7 @@ class VideoProbe(Dataset):
     def __getitem__(self, index: int) -> dict:
         video = videos[index]
         try:
-            with VideoReader(video.path) as reader:
+            with VideoReader(video.source) as reader:
                 info = reader.info  # decodes frame 0: the size after any display rotation
         except (VideoError, ValueError, OSError) as e:
             return failure(index, e)
@@ -633,13 +737,13 @@ def build_detections() -> None:
     unlisted = sorted(stem for stem in files if stem not in listed)
     keys = [v for v in video_ids if v in files and v in probed]
     if without_file:
-        log(f"detections: {len(without_file)} videos of {video_list} have no file in {detection_dir}, e.g. "
+        log(f"detections: {len(without_file)} videos of {listed_in} have no file in {detection_dir}, e.g. "
             f"{without_file[:20]}")
     if unlisted:
-        log(f"detections: {len(unlisted)} files of {detection_dir} name no video of {video_list} and are left out, "
+        log(f"detections: {len(unlisted)} files of {detection_dir} name no video of {listed_in} and are left out, "
             f"e.g. {unlisted[:20]}")
     if not keys:
-        sys.exit(f"{SCRIPT}: no video of {video_list} has both a readable video and a file in {detection_dir}")
+        sys.exit(f"{SCRIPT}: no video of {listed_in} has both a readable video and a file in {detection_dir}")
     sizes = {v: (int(probed[v]["probe"][0]), int(probed[v]["probe"][1])) for v in keys}
     counts = {v: int(probed[v]["probe"][2]) for v in keys}
     try:
@@ -663,13 +767,25 @@ def build_detections() -> None:
 
 # ----------------------------------------------------------------------------- main
 def common_metadata(output: str, failed: dict) -> dict:
-    return {"video_list": video_list, "videos": len(videos), "failed_videos": len(failed),
+    meta = {"video_list": listed_in, "videos": len(videos), "failed_videos": len(failed),
             "failures_file": os.path.basename(output) + ".failures.jsonl"}
+    if dataset != "kinetics":
+        meta.update(data_root=os.path.abspath(root_folder),
+                    segment="frames counted from the sample's first frame, over its segment (EPIC: the "
+                            "annotation's start_frame .. stop_frame; others: the whole video)")
+    return meta
 
 
-def write_scores(kind: str, signature: dict, dataset, collate, scorer, description: dict) -> None:
+def with_dataset(signature: dict) -> dict:
+    """What the rows depend on, with the data set when it is not Kinetics (whose partial and
+    output files stay those of the Kinetics-only script)."""
+    return signature if dataset == "kinetics" else {**signature, "dataset": dataset}
+
+
+def write_scores(kind: str, signature: dict, samples, collate, scorer, description: dict) -> None:
+    signature = with_dataset(signature)
     output = os.path.join(out_dir, f"{kind}_scores.pt")
-    result = score_videos(f"{kind}_scores", signature, dataset, collate, scorer)
+    result = score_videos(f"{kind}_scores", signature, samples, collate, scorer)
     if result is None:
         return
     merged, failed = result
@@ -680,9 +796,10 @@ def write_scores(kind: str, signature: dict, dataset, collate, scorer, descripti
     summary(output, len(ids), failed)
 
 
-def write_embeddings(kind: str, signature: dict, dataset, collate, scorer, description: dict) -> None:
+def write_embeddings(kind: str, signature: dict, samples, collate, scorer, description: dict) -> None:
+    signature = with_dataset(signature)
     output = os.path.join(out_dir, f"{kind}_embeddings.pt")
-    result = score_videos(f"{kind}_embeddings", signature, dataset, collate, scorer)
+    result = score_videos(f"{kind}_embeddings", signature, samples, collate, scorer)
     if result is None:
         return
     merged, failed = result

@@ -201,7 +201,7 @@ class ClipDataset(Dataset):
         else:
             # Only the segment's files are listed, so load_clip sees a segment-long source;
             # its indices are then shifted back to the recording's frame numbers.
-            paths = self._frame_paths(item)
+            paths = self.frame_paths(item)
             sample = load_clip(paths, self.sampling, rng, view=view, decode_on_device=self.decode_on_device)
             sample["frame_indices"] = sample["frame_indices"] + item.first_frame
             sample["fps"] = item.fps
@@ -219,7 +219,7 @@ class ClipDataset(Dataset):
         return sample
 
     @staticmethod
-    def _frame_paths(item: VideoItem) -> list[str]:
+    def frame_paths(item: VideoItem) -> list[str]:
         """The segment's frame files; a whole-video segment counts the folder's images."""
         if item.num_frames is not None:
             count = item.num_frames

@@ -1,7 +1,10 @@
 """score_teachers.py as a user runs it, on generated Kinetics videos: the stored Ego-Scores and
 Object-Scores against a direct computation (the paper's Eqns 1 and 3 written out with
 torchvision's own ImageNet preset), the metadata, the missing-weights message, the failure list,
-resume after SIGKILL, the 2-process merge, the embeddings and the detection store."""
+resume after SIGKILL, the 2-process merge, the embeddings and the detection store. Then the
+fine-tuning data sets (generated Charades-Ego frame folders, EPIC-Kitchens-100 segments): keys
+equal to the fine-tuning datasets' video ids, rows against a direct computation over the
+sample's own segment, and train_finetune.py taking the written embeddings."""
 import collections
 import json
 import os
@@ -19,10 +22,11 @@ import torch
 import torchvision
 
 from data import synthetic
+from data.datasets import CharadesEgoDataset, EpicKitchensDataset
 from data.detection_store import DetectionStore
 from data.teacher_targets import load_detections, load_teacher_embeddings, load_teacher_scores
 from data.video import decode_frames
-from models import build_model, save_checkpoint
+from models import build_model, load_model, save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "score_teachers.py")
@@ -116,19 +120,25 @@ def kinetics_test_window(num_frames, clip_len, stride, k, n):
     return np.minimum(np.floor(np.linspace(start, start + window - 1, clip_len)), num_frames - 1).astype(np.int64)
 
 
-def ego_reference(data, video_id, clips=3):
-    """log(mean over the clips of softmax(M_ego(clip))): each clip's frames resized (short side
+def ego_outputs(data, read_frames, num_frames, clips=3):
+    """M_ego on the clips of an L = num_frames segment by the Kinetics test rule, `read_frames`
+    giving uint8 [T, 40, 48, 3] frames at segment indices: each clip's frames resized (short side
     40 -> 32, bilinear) and centre-cropped by interpolate, normalised as in training."""
     batch = []
     for k in range(clips):
-        frames = torch.from_numpy(decode_frames(data["paths"][video_id], kinetics_test_window(NUM_FRAMES, 8, 8, k,
-                                                                                              clips)))
+        frames = torch.from_numpy(read_frames(kinetics_test_window(num_frames, 8, 8, k, clips)))
         x = frames.permute(0, 3, 1, 2).float()  # T, 3, 40, 48
         x = torch.nn.functional.interpolate(x, size=(32, 38), mode="bilinear", align_corners=False)
         x = x[:, :, :, 3:35]  # centre crop: offset ceil((38 - 32) / 2) = 3
         batch.append(((x / 255 - 0.45) / 0.225).permute(1, 0, 2, 3))
     with torch.no_grad():
-        return data["ego_model"]([torch.stack(batch)])["action"].softmax(-1).mean(0).log()
+        return data["ego_model"]([torch.stack(batch)])
+
+
+def ego_reference(data, video_id, clips=3):
+    """log(mean over the clips of softmax(M_ego(clip)))."""
+    outputs = ego_outputs(data, lambda indices: decode_frames(data["paths"][video_id], indices), NUM_FRAMES, clips)
+    return outputs["action"].softmax(-1).mean(0).log()
 
 
 def object_frames(data, video_id, count=5):
@@ -344,3 +354,131 @@ def test_detections_become_one_store_checked_against_the_videos(data, tmp_path):
     assert index["num_rows"] == kept and index["videos"][good[3]]["rows"][0] == index["videos"][good[3]]["rows"][1]
     (line,) = open(tmp_path / "detections.failures.jsonl").read().splitlines()
     assert json.loads(line)["video_id"] == "corruptclip_000001_000011"
+
+
+# ----------------------------------------------------------------------------- fine-tuning data sets
+
+
+def read_jpegs(paths):
+    """uint8 [len(paths), H, W, 3] decoded by torchvision.io, file by file."""
+    return np.stack([torchvision.io.decode_image(torchvision.io.read_file(str(p)), mode=torchvision.io.ImageReadMode.RGB)
+                     .permute(1, 2, 0).numpy() for p in paths])
+
+
+def imagenet_preset(frames):
+    preset = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms(crop_size=56, resize_size=64)
+    return preset(torch.from_numpy(frames).permute(0, 3, 1, 2))
+
+
+def resnet_feature(resnet, x):
+    """The pooled feature: the network with its fc layer left out."""
+    body = torch.nn.Sequential(*list(resnet.children())[:-1])
+    with torch.no_grad():
+        return torch.flatten(body(x), 1)
+
+
+def dataset_command(data, out_dir, dataset, annotations, data_root, **settings):
+    cmd = command(data, out_dir, dataset=dataset, annotations=",".join(annotations), data_root=data_root, **settings)
+    return [part for part in cmd if not part.startswith(("--video_list=", "--video_root="))]
+
+
+@pytest.fixture(scope="module")
+def egocentric(tmp_path_factory):
+    """Charades-Ego as 24 fps JPEG folders of 16 frames; EPIC-Kitchens-100 frame folders with
+    12-frame segments after 4-frame gaps (so a segment starts at frame 5, 21, ...)."""
+    root = tmp_path_factory.mktemp("egocentric")
+    charades = synthetic.make_charades_ego(str(root / "charades"), num_classes=2, train_pairs=2, test_pairs=1,
+                                           size=SIZE, num_frames=16, as_frames=True)
+    epic = synthetic.make_epic100(str(root / "epic"), size=SIZE, segment_frames=12, gap_frames=4)
+    return {"root": root, "charades": charades, "epic": epic}
+
+
+@pytest.fixture(scope="module")
+def charades_run(data, egocentric):
+    charades = egocentric["charades"]
+    out = egocentric["root"] / "charades_out"
+    files = [charades["csv"]["train"], charades["csv"]["test"]]
+    for teacher in ("object", "embeddings"):
+        run(dataset_command(data, out, "charades_ego", files, charades["data_root"],
+                            **{**OBJECT, "teacher": teacher}, embedding_teachers="object", weights=data["weights"]))
+    return out, files
+
+
+def test_charades_ego_object_scores_and_embeddings_are_keyed_as_fine_tuning(data, egocentric, charades_run):
+    out, files = charades_run
+    charades = egocentric["charades"]
+    expected_ids = [v.video_id for f in files
+                    for v in CharadesEgoDataset(False, csv_path=f, data_root=charades["data_root"], views="both").videos]
+    assert any(v.endswith("EGO") for v in expected_ids) and any(not v.endswith("EGO") for v in expected_ids)
+    scores = load_teacher_scores(out / "object_scores.pt", teacher="object")
+    embeddings = load_teacher_embeddings(out / "object_embeddings.pt", teacher="object", dim=512)
+    assert scores.video_ids == embeddings.video_ids == expected_ids
+    assert scores.metadata["dataset"] == "charades_ego" and scores.metadata["videos"] == len(expected_ids)
+    # one sample by hand: T = 5 of 16 frames -> 0-based 1, 4, 8, 11, 14 -> files 2, 5, 9, 12, 15
+    video_id = expected_ids[-1]
+    folder = os.path.join(charades["data_root"], video_id)
+    x = imagenet_preset(read_jpegs([os.path.join(folder, f"{video_id}-{n:06d}.jpg") for n in (2, 5, 9, 12, 15)]))
+    with torch.no_grad():
+        torch.testing.assert_close(scores[video_id], data["resnet"](x).softmax(-1).mean(0).log(), atol=2e-5,
+                                   rtol=1e-4)
+    torch.testing.assert_close(embeddings[video_id], resnet_feature(data["resnet"], x).mean(0), atol=2e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def epic_run(data, egocentric):
+    epic = egocentric["epic"]
+    out = egocentric["root"] / "epic_out"
+    files = [epic["csv"]["train"], epic["csv"]["validation"]]
+    run(dataset_command(data, out, "epic100", files, epic["root"], **{**OBJECT, **EGO, "teacher": "embeddings"},
+                        weights=data["weights"]))
+    return out, files
+
+
+def test_epic_embeddings_are_keyed_by_segment_and_sampled_within_it(data, egocentric, epic_run):
+    out, files = epic_run
+    epic = egocentric["epic"]
+    items = [v for f in files for v in EpicKitchensDataset(False, annotations=f, data_root=epic["root"]).videos]
+    ego = load_teacher_embeddings(out / "ego_embeddings.pt", teacher="ego", dim=2048)
+    obj = load_teacher_embeddings(out / "object_embeddings.pt", teacher="object", dim=512)
+    assert ego.video_ids == obj.video_ids == [v.video_id for v in items]
+    assert len(set(obj.video_ids)) == len(items) > len({v.recording for v in items})  # segments, not recordings
+    assert obj.metadata["dataset"] == "epic100" and obj.metadata["frames_per_video"] == 5
+    # the second segment of the first recording: 1-based frames 21..32 of its folder
+    item = [v for v in items if v.recording == items[0].recording][1]
+    assert (item.first_frame, item.num_frames) == (20, 12)
+    folder = epic["paths"][item.recording]
+
+    def segment_frames(offsets):  # 0-based segment offsets -> the recording's files 21 + offset
+        return read_jpegs([os.path.join(folder, f"frame_{21 + int(k):010d}.jpg") for k in offsets])
+
+    # T = 5 within the 12-frame segment: offsets floor((2k + 1) * 12 / 10) = 1, 3, 6, 8, 10
+    x = imagenet_preset(segment_frames([1, 3, 6, 8, 10]))
+    torch.testing.assert_close(obj[item.video_id], resnet_feature(data["resnet"], x).mean(0), atol=2e-5, rtol=1e-4)
+    # M_ego: window 64 > 12, so every clip is linspace(0, 63, 8) clamped to the segment's last frame
+    assert kinetics_test_window(12, 8, 8, 2, 3).tolist() == [0, 9, 11, 11, 11, 11, 11, 11]
+    expected = ego_outputs(data, segment_frames, 12)["feature"].mean(0)
+    # float32 sums in other batch shapes (2 videos x 3 clips there) differ by ~3e-5 here and there
+    torch.testing.assert_close(ego[item.video_id], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_train_finetune_takes_the_epic_embeddings(egocentric, epic_run, tmp_path):
+    out, files = epic_run
+    cmd = [sys.executable, os.path.join(ROOT, "train_finetune.py"), "--preset=epic100",
+           f"--embeddings={out / 'ego_embeddings.pt'},{out / 'object_embeddings.pt'}", "--arch=slow_8x8_r50",
+           "--min_size=32", "--max_size=40", "--crop_size=32", "--test_size=32", "--num_clips=1", "--num_crops=1",
+           "--batch_size=2", "--base_lr_batch=2", "--num_workers=0", "--epochs=1", "--device=cpu",
+           f"--train_annotations={files[0]}", f"--val_annotations={files[1]}",
+           f"--data_root={egocentric['epic']['root']}", f"--out_dir={tmp_path}"]
+    run(cmd)  # every training and validation segment must have both rows, or the datasets refuse to build
+    model, _ = load_model(tmp_path / "final.pyth")
+    assert model.head.extra_dim == 2048 + 512  # the classifier took the appended embeddings
+
+
+def test_dataset_settings_are_checked(data, egocentric, tmp_path):
+    epic = egocentric["epic"]
+    refused = run(command(data, tmp_path, dataset="epic100", **OBJECT), expect_ok=False)
+    assert refused.returncode != 0 and "--video_list is a setting of kinetics, not of --dataset=epic100" in \
+        refused.stderr
+    refused = run(dataset_command(data, tmp_path, "epic100", [epic["csv"]["train"]], epic["root"],
+                                  teacher="detections", detection_dir=str(tmp_path)), expect_ok=False)
+    assert refused.returncode != 0 and "--dataset=kinetics only" in refused.stderr
