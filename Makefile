@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/bench_ops.py
 	$(PY) bench/bench_loader.py
 	$(PY) bench/bench_detections.py
+	$(PY) bench/bench_score_teachers.py
 
 clean:
 	rm -rf build *.egg-info _egoexo_C*.so $(EXT_STAMP)
