@@ -782,31 +782,24 @@ def with_dataset(signature: dict) -> dict:
     return signature if dataset == "kinetics" else {**signature, "dataset": dataset}
 
 
-def write_scores(kind: str, signature: dict, samples, collate, scorer, description: dict) -> None:
+# What each output holds: (file suffix and partial-results name, the scorer's row field, writer).
+OUTPUTS = {"scores": ("log_probs", save_teacher_scores), "embeddings": ("embedding", save_teacher_embeddings)}
+
+
+def write_output(what: str, kind: str, signature: dict, samples, collate, scorer, description: dict) -> None:
+    """Score every sample (resumably, on every rank), then rank 0 writes `<kind>_<what>.pt`
+    (what = scores | embeddings) and the failure list beside it."""
+    field, save = OUTPUTS[what]
     signature = with_dataset(signature)
-    output = os.path.join(out_dir, f"{kind}_scores.pt")
-    result = score_videos(f"{kind}_scores", signature, samples, collate, scorer)
+    output = os.path.join(out_dir, f"{kind}_{what}.pt")
+    result = score_videos(f"{kind}_{what}", signature, samples, collate, scorer)
     if result is None:
         return
     merged, failed = result
     write_failures(output, failed)
-    ids, scores = stored_rows(merged, "log_probs")
-    _write_atomically(output, lambda tmp: save_teacher_scores(
-        tmp, kind, ids, scores, **signature, **description, **common_metadata(output, failed)))
-    summary(output, len(ids), failed)
-
-
-def write_embeddings(kind: str, signature: dict, samples, collate, scorer, description: dict) -> None:
-    signature = with_dataset(signature)
-    output = os.path.join(out_dir, f"{kind}_embeddings.pt")
-    result = score_videos(f"{kind}_embeddings", signature, samples, collate, scorer)
-    if result is None:
-        return
-    merged, failed = result
-    write_failures(output, failed)
-    ids, embeddings = stored_rows(merged, "embedding")
-    _write_atomically(output, lambda tmp: save_teacher_embeddings(
-        tmp, kind, ids, embeddings, **signature, **description, **common_metadata(output, failed)))
+    ids, rows = stored_rows(merged, field)
+    _write_atomically(output, lambda tmp: save(
+        tmp, kind, ids, rows, **signature, **description, **common_metadata(output, failed)))
     summary(output, len(ids), failed)
 
 
@@ -822,23 +815,23 @@ OBJECT_SCORES = {"model": "M_obj (torchvision ImageNet ResNet)", **OBJECT_PREPAR
 
 if teacher == "ego":
     model, task, sampling, signature = load_ego_teacher()
-    write_scores("ego", signature, EgoClips(sampling), collate_ego, ego_scorer(model, task, "log_probs"), EGO_SCORES)
+    write_output("scores", "ego", signature, EgoClips(sampling), collate_ego, ego_scorer(model, task, "log_probs"), EGO_SCORES)
 elif teacher == "object":
     net, signature = load_object_teacher()
-    write_scores("object", signature, ObjectFrames(), collate_object, object_scorer(net, "log_probs"), OBJECT_SCORES)
+    write_output("scores", "object", signature, ObjectFrames(), collate_object, object_scorer(net, "log_probs"), OBJECT_SCORES)
 elif teacher == "embeddings":
     unknown = [t for t in embedding_teachers if t not in ("ego", "object")]
     if unknown or not embedding_teachers:
         sys.exit(f"{SCRIPT}: --embedding_teachers takes ego and/or object, got {embedding_teachers!r}")
     if "ego" in embedding_teachers:
         model, task, sampling, signature = load_ego_teacher()
-        write_embeddings("ego", signature, EgoClips(sampling), collate_ego, ego_scorer(model, task, "embedding"),
+        write_output("embeddings", "ego", signature, EgoClips(sampling), collate_ego, ego_scorer(model, task, "embedding"),
                          {"model": "M_ego (Ego-Classifier)", "layer": "pooled res5 feature (the head's input)",
                           "pooling": "mean over the video's N clips"})
         del model
     if "object" in embedding_teachers:
         net, signature = load_object_teacher()
-        write_embeddings("object", signature, ObjectFrames(), collate_object, object_scorer(net, "embedding"),
+        write_output("embeddings", "object", signature, ObjectFrames(), collate_object, object_scorer(net, "embedding"),
                          {"model": "M_obj (torchvision ImageNet ResNet)", **OBJECT_PREPARATION,
                           "layer": "global average pool (the fc layer's input)",
                           "pooling": "mean over the video's T frames"})
