@@ -193,7 +193,7 @@ def write_demo_data(root: str) -> dict:
         if dataset == "charades_ego":
             d = synthetic.make_charades_ego(root, as_frames=True)
             paths = dict(train_annotations=d["csv"]["train"], val_annotations=d["csv"]["test"],
-                         data_root=d["data_root"] if "data_root" in d else os.path.join(root, "frames"))
+                         data_root=d["data_root"])
         elif dataset == "epic100":
             d = synthetic.make_epic100(root)
             paths = dict(train_annotations=d["csv"]["train"], val_annotations=d["csv"]["validation"], data_root=root,
@@ -210,18 +210,20 @@ def write_demo_data(root: str) -> dict:
             d = synthetic.make_kinetics(root, num_classes=4)
             paths = dict(train_annotations=d["lists"]["train"], val_annotations=d["lists"]["val"],
                          data_root=d["video_root"], num_classes=4)
-        if dataset != "kinetics" and (w_hand_map or w_object_map) and "detection_store" in d:
-            paths["detections"] = d["detection_store"]
+        paths["detections"] = d.get("detection_store")  # used by the Ego-Exo* presets only
         with open(done, "w") as f:
             json.dump(paths, f)
     if procs.ddp:
         torch.distributed.barrier()
     with open(done) as f:
-        return json.load(f)
+        paths = json.load(f)
+    if not (w_hand_map or w_object_map):
+        paths.pop("detections")
+    return paths
 
 
 if train_annotations is None:
-    globals().update(write_demo_data(os.path.join(out_dir, "demo_data")))
+    globals().update(write_demo_data(os.path.join(out_dir, "demo_data", dataset)))
     if dataset == "kinetics" and init == "scratch":
         epochs = 2  # Kinetics is evaluation-only with a checkpoint; the demo trains briefly first
 
