@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable
 
 import torch
@@ -63,18 +62,25 @@ def train_one_epoch(
     autocast_dtype: torch.dtype | None,
     log: Callable[[str], None],
     log_every: int,
-    on_step: Callable[[int], None] | None = None,
+    checkpoint_every: int = 0,
+    save: Callable[[int], None] | None = None,
     extra_key: str | None = None,
 ) -> dict:
     """Trains over `loader` (which already skips the first `start_step` batches of the epoch).
 
-    loss_fn(outputs, batch) returns the loss terms with their sum under "loss". After each
-    step `on_step(step_done)` runs (checkpointing). `extra_key`: a batch key passed to the
-    model as extra_features (supp. Table S4 "append"). Returns the epoch's mean loss terms and the
-    samples that failed to load and were replaced (SPEC: counted, never silent)."""
+    loss_fn(outputs, batch) returns the loss terms with their sum under "loss". Every
+    `checkpoint_every` steps and at the epoch's end `save(steps_done)` runs (checkpointing).
+    `extra_key`: a batch key passed to the model as extra_features (supp. Table S4 "append").
+
+    The loss terms of every step are summed and checked for NaN/inf on the device; the host
+    reads them only on logging and saving steps. A non-finite term stops training there with
+    FloatingPointError naming the first bad step (1-based) and its terms, before any save, so
+    no checkpoint is written from it. Returns the epoch's mean loss terms over all its steps
+    (of this run) and the samples that failed to load and were replaced (counted, never silent)."""
     model.train()
-    sums: dict[str, float] = defaultdict(float)
-    logged_steps, failed, clips = 0, [], 0
+    keys: list[str] = []
+    total = first_bad = bad_terms = None  # device tensors: running sum, first non-finite step and its terms
+    steps, failed, clips = 0, [], 0
     tick = time.perf_counter()
     for step, batch in enumerate(loader, start=start_step):
         lr = lr_at(epoch + step / steps_per_epoch)
@@ -90,20 +96,33 @@ def train_one_epoch(
         optimizer.step()
         failed.extend(batch["failed"])
         clips += len(batch["video_id"])
-        if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
-            values = {k: v.item() for k, v in terms.items()}  # the only device sync of a step
-            if not math.isfinite(values["loss"]):
-                raise FloatingPointError(f"epoch {epoch} step {step}: loss is {values['loss']} ({values})")
-            for k, v in values.items():
-                sums[k] += v
-            logged_steps += 1
+
+        keys = keys or list(terms)
+        values = torch.stack([terms[k].detach().float() for k in keys])
+        total = values if total is None else total + values
+        if first_bad is None:
+            first_bad, bad_terms = torch.full((), -1, device=values.device), torch.zeros_like(values)
+        newly_bad = (first_bad < 0) & ~torch.isfinite(values).all()
+        first_bad = torch.where(newly_bad, step, first_bad)
+        bad_terms = torch.where(newly_bad, values, bad_terms)
+        steps += 1
+        done = step + 1
+        logging = done % log_every == 0 or done == steps_per_epoch
+        saving = save is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == steps_per_epoch)
+        if logging or saving:
+            if int(first_bad) >= 0:  # the only device sync of a step, and only on these steps
+                raise FloatingPointError(
+                    f"epoch {epoch} step {int(first_bad) + 1}/{steps_per_epoch}: a loss term is not finite "
+                    f"({dict(zip(keys, bad_terms.tolist()))}); stopped before any checkpoint was written from it")
+        if logging:
             rate = clips / (time.perf_counter() - tick)
-            log(f"epoch {epoch} step {step + 1}/{steps_per_epoch} lr {lr:.4g} "
-                + " ".join(f"{k} {v:.4f}" for k, v in values.items()) + f" | {rate:.1f} clips/s")
+            log(f"epoch {epoch} step {done}/{steps_per_epoch} lr {lr:.4g} "
+                + " ".join(f"{k} {v:.4f}" for k, v in zip(keys, values.tolist())) + f" | {rate:.1f} clips/s")
             clips, tick = 0, time.perf_counter()
-        if on_step is not None:
-            on_step(step + 1)
-    return {"loss": {k: v / max(logged_steps, 1) for k, v in sums.items()}, "failed": failed}
+        if saving:
+            save(done)
+    mean = dict(zip(keys, (total / steps).tolist())) if steps else {}
+    return {"loss": mean, "failed": failed}
 
 
 @torch.no_grad()

@@ -437,8 +437,8 @@ if train_set is not None:
         stats = train_one_epoch(
             ddp_model, loader, optimizer, loss_fn, epoch=epoch, start_step=start_step, steps_per_epoch=steps_per_epoch,
             lr_at=lr_at, device=device, autocast_dtype=autocast_dtype, log=log, log_every=log_every,
-            on_step=lambda s: save(epoch, s, steps_per_epoch) if s % checkpoint_every == 0 or s == steps_per_epoch
-            else None, extra_key="extra_features" if extra_dim else None)
+            checkpoint_every=checkpoint_every, save=lambda s: save(epoch, s, steps_per_epoch),
+            extra_key="extra_features" if extra_dim else None)
         plumbing.summarise_epoch(procs, log, epoch, stats, time.time() - tick)
         start_step = 0
         if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:

@@ -224,7 +224,7 @@ for epoch in range(start_epoch, epochs):
         lr_at=lambda e: cosine_lr(e, base_lr=lr_peak, epochs=epochs, warmup_epochs=warmup_epochs,
                                   warmup_start_lr=lr_peak * warmup_start_factor),
         device=device, autocast_dtype=autocast_dtype, log=log, log_every=log_every,
-        on_step=lambda step: save(epoch, step) if step % checkpoint_every == 0 or step == steps_per_epoch else None,
+        checkpoint_every=checkpoint_every, save=lambda step: save(epoch, step),
     )
     plumbing.summarise_epoch(procs, log, epoch, stats, time.time() - tick)
     start_step = 0

@@ -84,3 +84,57 @@ def test_evaluate_averages_or_maxes_views(monkeypatch):
     peak = evaluate(model, batches, device=torch.device("cpu"), autocast_dtype=None, tasks=["action"],
                     aggregate="max", activation="sigmoid")
     torch.testing.assert_close(peak["scores"]["action"][0], torch.sigmoid(torch.tensor([2.0, 2.0])))
+
+
+class _ScalarModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, xs, extra_features=None):
+        return {"w": self.w}
+
+
+def _run_epoch(monkeypatch, losses, log_every, checkpoint_every):
+    """One epoch of train_one_epoch whose step k has loss losses[k]; returns (stats, saves, log)."""
+    import engine
+    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device: [torch.zeros(1)])
+    model = _ScalarModel()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    batches = [{"k": k, "failed": [], "video_id": ["v"]} for k in range(len(losses))]
+
+    def loss_fn(outputs, batch):
+        action = outputs["w"] * 0 + losses[batch["k"]]
+        return {"action": action, "loss": 2 * action}
+
+    saves, lines = [], []
+    stats = engine.train_one_epoch(model, batches, optimizer, loss_fn, epoch=0, start_step=0,
+                                   steps_per_epoch=len(losses), lr_at=lambda e: 0.0, device=torch.device("cpu"),
+                                   autocast_dtype=None, log=lines.append, log_every=log_every,
+                                   checkpoint_every=checkpoint_every, save=saves.append)
+    return stats, saves, lines
+
+
+def test_epoch_mean_loss_counts_every_step_not_only_logged_ones(monkeypatch):
+    stats, saves, lines = _run_epoch(monkeypatch, [1.0, 2.0, 3.0, 10.0], log_every=2, checkpoint_every=3)
+    assert stats["loss"] == pytest.approx({"action": 4.0, "loss": 8.0})  # (1 + 2 + 3 + 10) / 4, not (2 + 10) / 2
+    assert saves == [3, 4] and len(lines) == 2
+
+
+def test_non_finite_loss_stops_before_a_checkpoint_is_written(monkeypatch):
+    """Step 2 (1-based) goes NaN between logging steps: the run stops at the next save, naming
+    step 2 and its terms, and the save of step 4 never happens."""
+    with pytest.raises(FloatingPointError, match=r"epoch 0 step 2/6: a loss term is not finite \(\{'action': nan"):
+        _run_epoch(monkeypatch, [1.0, float("nan"), 1.0, 1.0, 1.0, 1.0], log_every=100, checkpoint_every=4)
+    import engine
+    calls = []
+    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device: [torch.zeros(1)])
+    model = _ScalarModel()
+    batches = [{"k": k, "failed": [], "video_id": ["v"]} for k in range(4)]
+    values = [1.0, 1.0, float("inf"), 1.0]
+    with pytest.raises(FloatingPointError):
+        engine.train_one_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=0.0),
+                               lambda o, b: {"loss": o["w"] * 0 + values[b["k"]]}, epoch=0, start_step=0,
+                               steps_per_epoch=4, lr_at=lambda e: 0.0, device=torch.device("cpu"), autocast_dtype=None,
+                               log=lambda m: None, log_every=100, checkpoint_every=2, save=calls.append)
+    assert calls == [2]  # saved after step 2, stopped at step 4's check, nothing saved from step 3 on
