@@ -266,17 +266,33 @@ def save_training_state(path: str, model: torch.nn.Module, optimizer: torch.opti
                     rng_state=torch.get_rng_state(), cuda_rng_state=cuda_rng, config=config)
 
 
-def restore_training_state(path: str, model: torch.nn.Module,
-                           optimizer: torch.optim.Optimizer) -> tuple[int, int]:
+# Settings a resumed run may change freely: they do not change what the run computes.
+RESUME_FREE_SETTINGS = ("resume", "allow_setting_changes", "log_every", "num_workers", "eval_every",
+                        "checkpoint_every", "out_dir", "device")
+
+
+def restore_training_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           config: dict | None = None, allow_changes: bool = False) -> tuple[int, int]:
     """Load a `save_training_state` file into `model` and `optimizer`; returns (epoch, step).
 
-    A checkpoint of another arch, class count or head set is refused naming the file and the
-    differing keys, with how to start afresh."""
+    A checkpoint whose settings differ from `config` (batch size, world size, arch, loss
+    weights, LR: anything but RESUME_FREE_SETTINGS) is refused, naming each difference, unless
+    `allow_changes`; one of another arch, class count or head set is refused naming the file and
+    the differing keys. Both say how to start afresh."""
     from models.checkpoint import load_file
     ckpt, source = load_file(path)
     if not isinstance(ckpt, dict) or not {"model_state", "optimizer_state", "epoch", "step", "rng_state"} <= set(ckpt):
         raise SystemExit(f"{source}: not a resumable checkpoint of this project (move it away or pass "
                          f"--resume=false to start afresh)")
+    saved_config = ckpt.get("config") or {}
+    if config is not None and not allow_changes:
+        changed = {k: (saved_config.get(k), config.get(k)) for k in sorted(set(config) | set(saved_config))
+                   if k not in RESUME_FREE_SETTINGS and saved_config.get(k) != config.get(k)}
+        if changed:
+            listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in list(changed.items())[:10])
+            raise SystemExit(f"{source}: the run being resumed had other settings ({listed}); resuming would change "
+                             f"it where it stopped. Pass --allow_setting_changes=true to resume anyway, or use "
+                             f"another --out_dir / --resume=false to start afresh.")
     own, saved = model.state_dict(), ckpt["model_state"]
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))

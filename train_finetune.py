@@ -111,6 +111,7 @@ bf16 = True  # autocast to bfloat16 on CUDA
 num_workers = 8  # DataLoader worker processes per process
 out_dir = "runs/finetune"  # checkpoints, submissions, metrics.jsonl, log.txt
 resume = True  # continue from out_dir/last.pyth when it exists
+allow_setting_changes = False  # resume although settings that shape the run changed (batch, world size, ...)
 log_every = 20  # steps between progress lines
 checkpoint_every = 1000  # steps; and at every epoch's end
 eval_every = 10  # epochs; and after the last
@@ -177,6 +178,7 @@ for problem in problems:
     if problem:
         sys.exit(f"train_finetune.py: {problem}")
 procs = plumbing.init_processes(device)
+config["world_size"] = procs.world_size  # a resumed run must keep it (see plumbing.restore_training_state)
 device, is_main = procs.device, procs.is_main
 autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
 torch.manual_seed(seed + procs.rank)
@@ -344,7 +346,7 @@ def lr_at(epoch: float) -> float:
 start_epoch, start_step = 0, 0
 last_path = os.path.join(out_dir, "last.pyth")
 if resume and os.path.isfile(last_path):
-    start_epoch, start_step = plumbing.restore_training_state(last_path, model, optimizer)
+    start_epoch, start_step = plumbing.restore_training_state(last_path, model, optimizer, config, allow_setting_changes)
     log(f"resumed from {last_path}: epoch {start_epoch}, step {start_step}")
 ddp_model = torch.nn.parallel.DistributedDataParallel(
     model, device_ids=[device.index] if device.type == "cuda" else None) if procs.ddp else model

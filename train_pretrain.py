@@ -75,6 +75,7 @@ bf16 = True  # autocast to bfloat16 on CUDA
 num_workers = 8  # DataLoader worker processes per process
 out_dir = "runs/pretrain"  # checkpoints (last.pyth, final.pyth) and log.txt
 resume = True  # continue from out_dir/last.pyth when it exists
+allow_setting_changes = False  # resume although settings that shape the run changed (batch, world size, ...)
 log_every = 20  # steps between progress lines
 checkpoint_every = 1000  # steps; and at every epoch's end
 eval_every = 10  # epochs; and after the last
@@ -94,6 +95,7 @@ config = dict(settings)
 # ----------------------------------------------------------------------------- processes
 procs = plumbing.init_processes(device)
 rank, world_size, ddp, is_main, device = procs.rank, procs.world_size, procs.ddp, procs.is_main, procs.device
+config["world_size"] = world_size  # a resumed run must keep it (see plumbing.restore_training_state)
 autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
 torch.manual_seed(seed + rank)
 log = plumbing.make_log(procs, out_dir)
@@ -167,7 +169,7 @@ optimizer = torch.optim.SGD(param_groups(model, weight_decay), lr=lr_peak, momen
 start_epoch, start_step = 0, 0
 last_path = os.path.join(out_dir, "last.pyth")
 if resume and os.path.isfile(last_path):
-    start_epoch, start_step = plumbing.restore_training_state(last_path, model, optimizer)
+    start_epoch, start_step = plumbing.restore_training_state(last_path, model, optimizer, config, allow_setting_changes)
     log(f"resumed from {last_path}: epoch {start_epoch}, step {start_step}")
 if ddp:
     model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

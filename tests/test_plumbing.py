@@ -127,3 +127,19 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path):
     other = build_model("slow_8x8_r50", 7)
     with pytest.raises(SystemExit, match="last.pyth: saved by a run with other settings.*--resume=false"):
         plumbing.restore_training_state(path, other, torch.optim.SGD(other.parameters(), lr=0.1))
+
+
+def test_resume_refuses_changed_settings_unless_allowed(tmp_path):
+    model = build_model("slow_8x8_r50", 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = str(tmp_path / "last.pyth")
+    saved = {"batch_size": 8, "world_size": 64, "w_ego": 0.1, "log_every": 20, "num_workers": 8}
+    plumbing.save_training_state(path, model, optimizer, epoch=1, step=0, config=saved)
+    changed = {**saved, "batch_size": 16, "w_ego": 0.0, "log_every": 5, "num_workers": 2}
+    with pytest.raises(SystemExit) as e:
+        plumbing.restore_training_state(path, model, optimizer, changed)
+    message = str(e.value)
+    assert "batch_size: 8 -> 16" in message and "w_ego: 0.1 -> 0.0" in message and "--allow_setting_changes=true" in message
+    assert "log_every" not in message and "num_workers" not in message  # free to change
+    assert plumbing.restore_training_state(path, model, optimizer, changed, allow_changes=True) == (1, 0)
+    assert plumbing.restore_training_state(path, model, optimizer, {**saved, "log_every": 1}) == (1, 0)

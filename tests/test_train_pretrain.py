@@ -50,6 +50,9 @@ def test_killed_run_resumes_to_the_same_weights(kinetics, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "final.pyth").exists()
+    changed = subprocess.run(command(kinetics, killed) + ["--batch_size=1"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert changed.returncode != 0 and "batch_size: 2 -> 1" in changed.stderr, changed.stderr
     resumed_log = run(command(kinetics, killed))
     assert "resumed from" in resumed_log
 
