@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 # The CUDA kernels are compiled whenever nvcc and a CUDA build of torch are present, even
 # without a GPU; EGOEXO_CPU_ONLY=1 forces a CPU-only build.
 export CUDA_HOME ?= /usr/local/cuda
-export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0
+export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0+PTX
 export MAX_JOBS ?= 2
 
 EXT_STAMP := $(VENV)/.ext-built

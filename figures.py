@@ -41,6 +41,18 @@ the scores were made from; one that cannot be decoded is skipped for the next.
     python figures.py extremes --scores runs/teachers/ego_scores.pt \
         --scores runs/teachers/object_scores.pt --video-list k400/val.csv \
         --video-root k400/videos --out fig_s4.png [--top 4] [--frames 4]
+
+`curves`: the loss curves of one or more training runs from their JSON-lines logs
+(`OUT_DIR/log.jsonl` of train_pretrain.py / train_finetune.py, the format in
+docs/training_log.md): a panel per loss term, one of the learning rate, and one per evaluation
+metric, x = progress in epochs, one line per log (labelled by --labels or the log's folder). A
+resumed run appends to the same log and repeats what came after its checkpoint; the curves show
+what the final run computed (`final_run_lines`). The plotted numbers are also written as JSON
+beside the PNG (same stem, .json). --smooth N draws the trailing mean of N logged points over
+the raw loss values. Bad input exits with status 2 and one line naming the file and line.
+
+    python figures.py curves runs/pre_a/log.jsonl runs/pre_b/log.jsonl --out curves.png \
+        [--labels a,b] [--terms loss,action,ego] [--smooth 5]
 """
 
 from __future__ import annotations
@@ -644,6 +656,300 @@ def extremes(args) -> None:
     print(f"wrote {args.out}")
 
 
+# ----------------------------------------------------------------------------- training curves
+
+# The record kinds the curves read, and what each must hold (docs/training_log.md); other kinds
+# and other keys are left alone, so a newer writer's logs still draw.
+_LOG_FIELDS = {
+    "train": ("progress", "lr", "loss"),
+    "epoch": ("progress", "loss"),
+    "eval": ("progress", "metrics"),
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _log_record_problem(record: dict) -> str | None:
+    """What is wrong with a parsed log object as far as this module reads it, or None."""
+    kind = record.get("kind")
+    if not isinstance(kind, str):
+        return (f'expected an object with a "kind" string (train, epoch, eval, start), '
+                f"got {'no kind' if kind is None else f'kind {kind!r}'}")
+    for field in _LOG_FIELDS.get(kind, ()):
+        if field not in record:
+            return f'a "{kind}" line needs "{field}"'
+        value = record[field]
+        if field == "progress":
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                return f'"progress" should be a finite number of epochs >= 0, got {value!r}'
+        elif field == "lr":
+            if value is not None and not _is_number(value):
+                return f'"lr" should be a number or null, got {value!r}'
+        else:  # a flat name -> number (or null for a non-finite value) map
+            if not isinstance(value, dict):
+                return f'"{field}" should be an object of name -> number, got {value!r}'
+            for name, number in value.items():
+                if number is not None and not _is_number(number):
+                    return f'"{field}" entry {name!r} should be a number or null, got {number!r}'
+    return None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON (a non-finite value is written as null)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise ValueError(f"{text} is out of the range of a float (a non-finite value is written as null)")
+    return value
+
+
+def read_training_log(path) -> list[dict]:
+    """The objects of a training log (JSON lines, docs/training_log.md), in file order, as
+    parsed; blank lines are skipped. Every line must be a strict-JSON object with a "kind"
+    string, and train / epoch / eval lines must hold the fields the curves read; anything else
+    stops with a FigureInputError naming the file and the line. Unknown kinds and keys are
+    returned unchecked. One exception: a line cut short where a run was killed mid-write (not
+    JSON, and the file's last line or followed by the resumed run's "start" line) is skipped."""
+    records = []
+    try:
+        with open(path, "rb") as f:
+            raws = f.read().split(b"\n")
+            for line_no, raw in enumerate(raws, start=1):
+                following = next((r for r in raws[line_no:] if r.strip()), None)
+                cut_short = following is None or following.startswith(b'{"kind": "start"')
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise FigureInputError(f"{path}:{line_no}: not UTF-8 text; expected one JSON "
+                                           f"object per line") from None
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line.rstrip("\r\n"), parse_constant=_refuse_constant,
+                                        parse_float=_finite_float)
+                except json.JSONDecodeError as e:
+                    if cut_short:
+                        continue
+                    raise FigureInputError(f"{path}:{line_no}: not JSON ({e.msg} at column {e.colno}); "
+                                           f"expected one JSON object per line") from None
+                except ValueError as e:  # NaN, Infinity or 1e999, refused above
+                    raise FigureInputError(f"{path}:{line_no}: {e}") from None
+                if not isinstance(record, dict):
+                    raise FigureInputError(f"{path}:{line_no}: expected a JSON object, got "
+                                           f"{type(record).__name__}")
+                problem = _log_record_problem(record)
+                if problem:
+                    raise FigureInputError(f"{path}:{line_no}: {problem}")
+                records.append(record)
+    except FileNotFoundError:
+        raise FigureInputError(f"{path}: training log not found") from None
+    except OSError as e:
+        raise FigureInputError(f"{path}: cannot read the training log ({e.strerror or e})") from None
+    return records
+
+
+def final_run_lines(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """(train lines, eval lines) of what the final run computed, each in increasing progress.
+
+    A resumed run appends to the log and repeats what came after its checkpoint, so a line at
+    progress p supersedes what an earlier run logged past p: a train line drops the earlier
+    train and eval lines at progress >= p (the model evaluated there has been trained again), an
+    eval line drops the earlier eval lines at >= p and the train lines at > p (the training that
+    led up to p stays). Other kinds are not drawn."""
+    train: list[dict] = []
+    evals: list[dict] = []
+    for record in records:
+        kind, p = record["kind"], record.get("progress")
+        if kind == "train":
+            while train and train[-1]["progress"] >= p:
+                train.pop()
+            while evals and evals[-1]["progress"] >= p:
+                evals.pop()
+            train.append(record)
+        elif kind == "eval":
+            while evals and evals[-1]["progress"] >= p:
+                evals.pop()
+            while train and train[-1]["progress"] > p:
+                train.pop()
+            evals.append(record)
+    return train, evals
+
+
+def _named_series(lines: Sequence[dict], field: str, first: Sequence[str] = ()) -> dict[str, dict]:
+    """{name: {"progress": [...], "value": [...]}} of a name -> number map of each line (a
+    line without the name has no point for it; null stays null); names in the order of
+    `first`, then of first appearance."""
+    series: dict[str, dict] = {name: {"progress": [], "value": []} for name in first}
+    for line in lines:
+        for name, value in line[field].items():
+            points = series.setdefault(name, {"progress": [], "value": []})
+            points["progress"].append(line["progress"])
+            points["value"].append(value)
+    return {name: points for name, points in series.items() if points["progress"]}
+
+
+def curve_series(train: Sequence[dict], evals: Sequence[dict]) -> dict:
+    """The curves of one log from its final run's lines (final_run_lines), as figures.py curves
+    plots them and writes them to JSON: {"loss": {term: series}, "lr": series, "eval": {metric:
+    series}}, each series {"progress": [epochs], "value": [number or None]}; the weighted sum
+    "loss" comes first, the other terms and the metrics in order of first appearance."""
+    return {"loss": _named_series(train, "loss", first=("loss",)),
+            "lr": {"progress": [line["progress"] for line in train],
+                   "value": [line["lr"] for line in train]},
+            "eval": _named_series(evals, "metrics")}
+
+
+def trailing_mean(values: Sequence[float | None], window: int) -> list[float | None]:
+    """The mean of the finite values among each point and the window - 1 before it (fewer at
+    the start); a null point stays null, so a non-finite loss still shows as a gap."""
+    if window < 1:
+        raise FigureInputError(f"--smooth should be >= 1, got {window}")
+    smoothed = []
+    for i, value in enumerate(values):
+        if value is None:
+            smoothed.append(None)
+            continue
+        finite = [v for v in values[max(0, i - window + 1):i + 1] if v is not None]
+        smoothed.append(sum(finite) / len(finite))
+    return smoothed
+
+
+def _as_floats(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def draw_training_curves(report: dict, out) -> None:
+    """One panel per loss term, one of the learning rate, one per eval metric, from the JSON
+    report figures.py curves writes (a line per run; with smoothing, the raw values faint under
+    the smoothed ones)."""
+    plt = _pyplot()
+    panels = ([("loss", term, f"{term} loss" if term != "loss" else "loss (weighted sum)")
+               for term in report["loss"]]
+              + [("lr", None, "learning rate")]
+              + [("eval", metric, f"eval {metric}") for metric in report["eval"]])
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, squeeze=False, figsize=(4.6 * columns, 3.3 * rows))
+    colours = dict(zip((run["label"] for run in report["runs"]), _cycle_colours(len(report["runs"]))))
+    for ax, (kind, name, title) in zip(axes.flat, panels):
+        by_run = report[kind] if name is None else report[kind][name]
+        for label, points in by_run.items():
+            xs, colour = points["progress"], colours[label]
+            # A point between two non-finite ones is no line segment: short series get markers.
+            marker = "o" if kind == "eval" else "." if len(xs) <= 60 else None
+            if "smoothed" in points:
+                ax.plot(xs, _as_floats(points["value"]), color=colour, alpha=0.25, linewidth=0.8)
+                ax.plot(xs, _as_floats(points["smoothed"]), color=colour, marker=marker, label=label)
+            else:
+                ax.plot(xs, _as_floats(points["value"]), color=colour, marker=marker, label=label)
+            non_finite = [x for x, v in zip(xs, points["value"]) if v is None]
+            if non_finite:  # marked on the x axis, where the curve has its gap
+                ax.plot(non_finite, [0.0] * len(non_finite), transform=ax.get_xaxis_transform(),
+                        linestyle="none", marker="x", markersize=7, color=colour, clip_on=False)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if kind == "lr":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    # One legend for all panels, from the runs (a panel may lack a run that has no such term).
+    handles = [plt.Line2D([], [], color=colour, label=label) for label, colour in colours.items()]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 4), frameon=False,
+               bbox_to_anchor=(0.5, 1.0))
+    smoothing = f", trailing mean of {report['smooth']} points" if report["smooth"] > 1 else ""
+    fig.suptitle(f"training curves{smoothing}", fontsize=11, y=1.0 + 0.04 / rows)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.08 / rows))
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _cycle_colours(count: int) -> list[str]:
+    palette = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+               "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+    return [palette[i % len(palette)] for i in range(count)]
+
+
+def _run_labels(logs: Sequence[str], labels: str | None) -> list[str]:
+    """--labels split on commas, or each log's folder name; labels must differ."""
+    if labels is None:
+        names = [os.path.basename(os.path.dirname(os.path.abspath(log))) or log for log in logs]
+        source = "the logs' folder names"
+    else:
+        names = [name.strip() for name in labels.split(",")]
+        if len(names) != len(logs) or not all(names):
+            raise FigureInputError(f"--labels {labels!r}: expected {len(logs)} non-empty "
+                                   f"comma-separated labels, one per log")
+        source = "--labels"
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FigureInputError(f"{source} repeat {', '.join(repeated)}; give one label per log "
+                               f"with --labels")
+    return names
+
+
+def training_curves(args) -> None:
+    out = os.fspath(args.out)
+    stem, extension = os.path.splitext(out)
+    if extension.lower() != ".png":
+        raise FigureInputError(f"--out {out!r}: expected a .png path (the numbers go beside it "
+                               f"as .json)")
+    json_out = stem + ".json"
+    labels = _run_labels(args.logs, args.labels)
+    if args.smooth < 1:
+        raise FigureInputError(f"--smooth should be >= 1, got {args.smooth}")
+    per_run = {}
+    for label, log in zip(labels, args.logs):
+        records = read_training_log(log)
+        train, evals = final_run_lines(records)
+        if not train:
+            raise FigureInputError(f"{log}: no \"train\" lines yet, nothing to draw")
+        per_run[label] = curve_series(train, evals)
+        superseded = sum(r["kind"] in ("train", "eval") for r in records) - len(train) - len(evals)
+        print(f"{label} ({log}): {len(train)} logged intervals up to epoch "
+              f"{train[-1]['progress']:g}, {len(evals)} evaluations, {superseded} lines "
+              f"superseded by a resumed run")
+
+    found = list(dict.fromkeys(term for series in per_run.values() for term in series["loss"]))
+    terms = found
+    if args.terms is not None:
+        terms = [term.strip() for term in args.terms.split(",")]
+        unknown = [term for term in terms if term not in found]
+        if unknown:
+            raise FigureInputError(f"--terms {args.terms!r}: no log has the loss term(s) "
+                                   f"{', '.join(map(repr, unknown))}; they have {', '.join(found)}")
+    metrics = list(dict.fromkeys(m for series in per_run.values() for m in series["eval"]))
+
+    def with_smoothing(points: dict) -> dict:
+        if args.smooth == 1:
+            return points
+        return {**points, "smoothed": trailing_mean(points["value"], args.smooth)}
+
+    report = {
+        "runs": [{"label": label, "log": os.fspath(log)} for label, log in zip(labels, args.logs)],
+        "smooth": args.smooth,
+        "loss": {term: {label: with_smoothing(series["loss"][term])
+                        for label, series in per_run.items() if term in series["loss"]}
+                 for term in terms},
+        "lr": {label: series["lr"] for label, series in per_run.items()},
+        "eval": {metric: {label: series["eval"][metric]
+                          for label, series in per_run.items() if metric in series["eval"]}
+                 for metric in metrics},
+    }
+    try:
+        draw_training_curves(report, out)
+        with open(json_out, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1, allow_nan=False)
+    except OSError as e:
+        raise FigureInputError(f"{e.filename or out}: cannot write ({e.strerror or e})") from None
+    print(f"wrote {out}")
+    print(f"wrote {json_out}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -685,12 +991,26 @@ def main(argv=None) -> None:
     extreme.add_argument("--out", required=True, help="PNG to write")
     extreme.add_argument("--top", type=int, default=4, help="videos per row (default 4)")
     extreme.add_argument("--frames", type=int, default=4, help="frames shown per video (default 4)")
+    curves = commands.add_parser("curves", help="loss, LR and eval curves from training logs "
+                                 "(log.jsonl, docs/training_log.md)")
+    curves.add_argument("logs", nargs="+", metavar="LOG.jsonl", help="a run's log.jsonl; one line each")
+    curves.add_argument("--out", required=True, help="PNG to write; the plotted numbers go beside it "
+                        "as .json")
+    curves.add_argument("--labels", help="comma-separated label per log (default: each log's folder name)")
+    curves.add_argument("--terms", help="comma-separated loss terms to draw, e.g. loss,action,ego "
+                        "(default: every term the logs have)")
+    curves.add_argument("--smooth", type=int, default=1,
+                        help="draw the trailing mean of N logged points over the raw loss (default 1: raw)")
     args = parser.parse_args(argv)
     commands_by_name = {"classes": compare_classes, "fraction": compare_fractions,
-                        "ego_distribution": ego_distribution, "extremes": extremes}
+                        "ego_distribution": ego_distribution, "extremes": extremes,
+                        "curves": training_curves}
     try:
         commands_by_name[args.command](args)
     except (FigureInputError, AnnotationError, SubmissionError, EvaluationError) as e:
+        if args.command == "curves":  # bad input exits 2 with one line, as argparse's own errors
+            print(f"figures.py {args.command}: {e}", file=sys.stderr)
+            sys.exit(2)
         sys.exit(f"figures.py {args.command}: {e}")
 
 

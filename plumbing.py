@@ -22,10 +22,16 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import fcntl
 import io
+import json
+import math
 import os
 import re
+import shutil
+import socket
 import sys
+import time
 import tokenize
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -193,6 +199,18 @@ def bad_input_stops(script_path: str):
         sys.exit(f"{os.path.basename(script_path)}: {e}")
 
 
+@contextlib.contextmanager
+def training_stops(script_path: str):
+    """Around a script's training loop: a checkpoint that cannot be written (a full disk) and a
+    non-finite loss end the run with their one-line message (each names what and where; no
+    checkpoint was written from the bad state) and exit status 1."""
+    from models.checkpoint import CheckpointWriteError
+    try:
+        yield
+    except (CheckpointWriteError, FloatingPointError) as e:
+        sys.exit(f"{os.path.basename(script_path)}: {e}")
+
+
 # ----------------------------------------------------------------------------- processes
 
 
@@ -227,21 +245,80 @@ def close_processes(procs: Processes) -> None:
         dist.destroy_process_group()
 
 
-def make_log(procs: Processes, out_dir: str | None = None) -> Callable[[str], None]:
-    """print() on rank 0, flushed, and appended to out_dir/log.txt when out_dir is given."""
-    path = None
-    if out_dir and procs.is_main:
-        os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, "log.txt")
+class RunLog:
+    """Rank 0's record of a run: text lines to stdout (flushed) and out_dir/log.txt, and one
+    JSON object per event to out_dir/log.jsonl (docs/training_log.md: "start", "train" per log
+    interval, "epoch", "eval"). Other ranks write nothing; both files are appended to, so a
+    resumed run continues them."""
 
-    def log(message: str) -> None:
-        if not procs.is_main:
+    def __init__(self, procs: Processes, out_dir: str | None = None):
+        self.is_main = procs.is_main
+        self.text_path = self.json_path = None
+        if out_dir and procs.is_main:
+            os.makedirs(out_dir, exist_ok=True)
+            self.text_path, self.json_path = os.path.join(out_dir, "log.txt"), os.path.join(out_dir, "log.jsonl")
+
+    def __call__(self, message: str) -> None:
+        if not self.is_main:
             return
         print(message, flush=True)
-        if path:
-            with open(path, "a", encoding="utf-8") as f:
+        if self.text_path:
+            with open(self.text_path, "a", encoding="utf-8") as f:
                 f.write(message + "\n")
-    return log
+
+    def record(self, kind: str, **fields) -> None:
+        """One strict-JSON line (NaN and inf written as null) of the given kind, timestamped."""
+        if not (self.is_main and self.json_path):
+            return
+        line = json.dumps(_strict_json({"kind": kind, **fields, "time": round(time.time(), 3)}), allow_nan=False)
+        with open(self.json_path, "ab+") as f:
+            if f.tell() > 0:  # a run killed mid-write left half a line: end it, so this one stands alone
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+            f.write((line + "\n").encode("utf-8"))
+
+
+def _strict_json(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
+
+
+def make_log(procs: Processes, out_dir: str | None = None) -> RunLog:
+    """The run's log (RunLog): call it with a text line; .record(kind, **fields) for log.jsonl."""
+    return RunLog(procs, out_dir)
+
+
+_LOCKS: list = []  # open lock files, held until the process exits
+
+
+def lock_out_dir(procs: Processes, out_dir: str, script_path: str) -> None:
+    """Rank 0 holds an exclusive lock on out_dir/.lock while the run lives (the kernel releases
+    it when the process dies, kill -9 included), so a second run on the same out_dir stops at
+    once with a message instead of both writing the same checkpoints until one dies."""
+    if not procs.is_main:
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, ".lock")
+    f = open(path, "a+", encoding="utf-8")
+    try:  # a POSIX record lock belongs to this process alone: DataLoader workers forked from it
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # do not inherit it, so a killed run frees it at once
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        sys.exit(f"{os.path.basename(script_path)}: {out_dir} is in use by another run ({holder}); wait for it to "
+                 f"end, or give this run another --out_dir")
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    f.flush()
+    _LOCKS.append(f)
 
 
 def video_shard(num_videos: int, views: int, procs: Processes) -> list[int]:
@@ -254,7 +331,8 @@ def video_shard(num_videos: int, views: int, procs: Processes) -> list[int]:
 
 
 def save_training_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
-                        epoch: int, step: int, config: dict, steps_per_epoch: int | None = None) -> None:
+                        epoch: int, step: int, config: dict, steps_per_epoch: int | None = None,
+                        **extra) -> None:
     """Everything a resumed run needs (weights, optimiser, position, the CPU and CUDA RNG that
     dropout draws from), written atomically. `step` counts the epoch's steps done; at
     steps_per_epoch the position is the next epoch's start."""
@@ -263,24 +341,26 @@ def save_training_state(path: str, model: torch.nn.Module, optimizer: torch.opti
         epoch, step = epoch + 1, 0
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     save_checkpoint(path, model, optimizer_state=optimizer.state_dict(), epoch=epoch, step=step,
-                    rng_state=torch.get_rng_state(), cuda_rng_state=cuda_rng, config=config)
+                    rng_state=torch.get_rng_state(), cuda_rng_state=cuda_rng, config=config, **extra)
 
 
 # Settings a resumed run may change freely: they do not change what the run computes.
 RESUME_FREE_SETTINGS = ("resume", "allow_setting_changes", "log_every", "num_workers", "eval_every",
-                        "checkpoint_every", "out_dir", "device")
+                        "checkpoint_every", "out_dir", "device", "keep_checkpoints", "progress", "torch_compile")
 
 
 def restore_training_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                           config: dict | None = None, allow_changes: bool = False) -> tuple[int, int]:
+                           config: dict | None = None, allow_changes: bool = False, *,
+                           loaded: dict | None = None) -> tuple[int, int]:
     """Load a `save_training_state` file into `model` and `optimizer`; returns (epoch, step).
 
     A checkpoint whose settings differ from `config` (batch size, world size, arch, loss
     weights, LR: anything but RESUME_FREE_SETTINGS) is refused, naming each difference, unless
     `allow_changes`; one of another arch, class count or head set is refused naming the file and
-    the differing keys. Both say how to start afresh."""
+    the differing keys. Both say how to start afresh. `loaded`: the file's content, when the
+    caller has read it already (Checkpoints.newest)."""
     from models.checkpoint import load_file
-    ckpt, source = load_file(path)
+    ckpt, source = (loaded, path) if loaded is not None else load_file(path)
     if not isinstance(ckpt, dict) or not {"model_state", "optimizer_state", "epoch", "step", "rng_state"} <= set(ckpt):
         raise SystemExit(f"{source}: not a resumable checkpoint of this project (move it away or pass "
                          f"--resume=false to start afresh)")
@@ -310,12 +390,127 @@ def restore_training_state(path: str, model: torch.nn.Module, optimizer: torch.o
     return int(ckpt["epoch"]), int(ckpt["step"])
 
 
+class Checkpoints:
+    """A run's checkpoints in out_dir, written by rank 0:
+
+        checkpoint_epoch{E:04d}_step{S:06d}.pyth   resumable state at the position a resumed run
+                                                  starts from (epoch E, after S of its steps);
+                                                  the newest `keep` are kept
+        best.pyth, best.json                      the epoch-end checkpoint whose evaluation gave
+                                                  the best value of the script's main metric
+        evaluated.txt                             the epochs whose evaluation finished
+
+    Every file is written atomically (models.checkpoint.save_checkpoint). A resumed run starts
+    from the newest checkpoint that reads back; one that does not (truncated, corrupt) is
+    skipped with a warning and kept for inspection, never loaded. A checkpoint written at an
+    epoch's end whose evaluation had not finished when the run died carries `eval_due`, so the
+    resumed run evaluates that epoch before it trains on (`pending_evaluation`)."""
+
+    PATTERN = re.compile(r"checkpoint_epoch(\d+)_step(\d+)\.pyth")
+
+    def __init__(self, out_dir: str, keep: int, log: Callable[[str], None]):
+        if keep < 1:
+            raise ValueError(f"Checkpoints: keep must be >= 1 (the newest is the one a run resumes from), got {keep}")
+        self.out_dir, self.keep, self.log = out_dir, keep, log
+        self.best_path = os.path.join(out_dir, "best.pyth")
+
+    def listed(self) -> list[tuple[int, int, str]]:
+        """(epoch, step, path) of every checkpoint file, oldest first."""
+        if not os.path.isdir(self.out_dir):
+            return []
+        found = [(int(m[1]), int(m[2]), os.path.join(self.out_dir, name))
+                 for name in os.listdir(self.out_dir) if (m := self.PATTERN.fullmatch(name))]
+        return sorted(found)
+
+    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, epoch: int, step: int,
+             steps_per_epoch: int, config: dict, eval_due: int | None = None) -> str:
+        """Write the state after `step` steps of `epoch` (save_training_state) and drop the
+        oldest beyond `keep`; returns the new file's path. A failed write raises OSError naming
+        the path and the cause, with every earlier checkpoint as it was."""
+        position = (epoch + 1, 0) if step == steps_per_epoch else (epoch, step)
+        path = os.path.join(self.out_dir, f"checkpoint_epoch{position[0]:04d}_step{position[1]:06d}.pyth")
+        save_training_state(path, model, optimizer, epoch=epoch, step=step, config=config,
+                            steps_per_epoch=steps_per_epoch, eval_due=eval_due)
+        for *_, old in self.listed()[:-self.keep]:
+            if old != path:
+                os.remove(old)
+        return path
+
+    def newest(self) -> tuple[dict, str] | None:
+        """The newest checkpoint that reads back, as (content, path); None when there is none."""
+        from models.checkpoint import load_file
+        for *_, path in reversed(self.listed()):
+            try:
+                ckpt, _ = load_file(path)
+            except (ValueError, OSError) as e:
+                self.log(f"warning: skipping {path}: it does not read back ({str(e).splitlines()[0][:200]}); "
+                         f"resuming from the checkpoint before it")
+                continue
+            return ckpt, path
+        return None
+
+    def evaluated(self) -> set[int]:
+        path = os.path.join(self.out_dir, "evaluated.txt")
+        if not os.path.isfile(path):
+            return set()
+        with open(path, encoding="utf-8") as f:
+            return {int(line) for line in f if line.strip().isdigit()}
+
+    def pending_evaluation(self, ckpt: dict) -> int | None:
+        """The epoch whose evaluation a resumed run owes (it died during it), or None."""
+        due = ckpt.get("eval_due")
+        return None if due is None or int(due) in self.evaluated() else int(due)
+
+    def evaluation_done(self, epoch: int, metric: str | None = None, value: float | None = None,
+                        higher_is_better: bool = True) -> bool:
+        """Note that `epoch`'s evaluation finished; when `value` beats best.json's, best.pyth
+        becomes (a hard link to) that epoch's end checkpoint. Returns whether it is the best."""
+        best = False
+        source = next((p for e, s, p in self.listed() if (e, s) == (epoch + 1, 0)), None)
+        if value is not None and math.isfinite(value) and source is not None:
+            record_path = os.path.join(self.out_dir, "best.json")
+            previous = None
+            if os.path.isfile(record_path):
+                with open(record_path, encoding="utf-8") as f:
+                    previous = json.load(f)
+            old = previous.get("value") if isinstance(previous, dict) and previous.get("metric") == metric else None
+            best = old is None or (value > old if higher_is_better else value < old)
+            if best:
+                tmp = self.best_path + ".tmp"
+                if os.path.lexists(tmp):
+                    os.remove(tmp)
+                try:
+                    os.link(source, tmp)  # no copy: the data stays when the source file is rotated out
+                except OSError:
+                    shutil.copyfile(source, tmp)
+                os.replace(tmp, self.best_path)
+                _write_atomically(record_path, json.dumps({"metric": metric, "value": value, "epoch": epoch,
+                                                           "checkpoint": os.path.basename(source)}) + "\n")
+        with open(os.path.join(self.out_dir, "evaluated.txt"), "a", encoding="utf-8") as f:
+            f.write(f"{epoch}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return best
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def summarise_epoch(procs: Processes, log: Callable[[str], None], epoch: int, stats: dict, seconds: float) -> None:
     """The epoch's mean loss terms, and the samples that failed to load and were replaced,
     counted over every rank (engine.train_one_epoch's stats; never silent)."""
     failed = torch.tensor(len(stats["failed"]))
     if procs.ddp:
         dist.all_reduce(failed)
+    if hasattr(log, "record"):
+        log.record("epoch", epoch=epoch, progress=float(epoch + 1), loss=stats["loss"], failed=int(failed),
+                   seconds=seconds)
     log(f"epoch {epoch} done in {seconds:.0f}s: mean loss " + " ".join(f"{k} {v:.4f}" for k, v in stats["loss"].items())
         + f"; {int(failed)} samples failed to load and were replaced")
     for message in stats["failed"][:20]:

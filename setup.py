@@ -4,7 +4,12 @@ C++ CPU kernels are always built. CUDA kernels (csrc/*.cu) are added whenever nv
 build of torch are present -- also on a machine without a GPU, so CI compiles them on every
 run. EGOEXO_CPU_ONLY=1 forces a CPU-only build.
 
-    pip install --no-build-isolation -e .
+The GPU architectures come from TORCH_CUDA_ARCH_LIST; `make setup` defaults it to
+"8.0;9.0+PTX": machine code for sm_80 (A100) and sm_90 (H100/H200), plus sm_90 PTX that newer
+GPUs (sm_100 and later) JIT-compile when the extension loads. Unset, torch builds for the GPUs
+it sees, and fails on a machine with none: set it as `make setup` does.
+
+    TORCH_CUDA_ARCH_LIST="8.0;9.0+PTX" pip install --no-build-isolation -e .
 """
 import glob
 import os

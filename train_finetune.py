@@ -31,8 +31,10 @@ the interaction head and its loss, with --detections= made on the target videos.
 Every evaluation writes the data set's official submission file (out_dir/submission_epoch<E>
 .txt | .pkl | .json) and scores it as evaluate.py does; `python evaluate.py --ensemble ...`
 averages several. With no --train_annotations the script runs a small demo: it generates the
-preset's data set in the official format under out_dir and fine-tunes on the CPU. A killed run
-resumes from out_dir/last.pyth at the batch where it stopped.
+preset's data set in the official format under out_dir and fine-tunes on the CPU. Checkpoints
+are plumbing.Checkpoints' (the newest keep_checkpoints, best.pyth by the main metric, final.pyth);
+log.jsonl is docs/training_log.md. A killed run resumes from its newest readable checkpoint at
+the batch where it stopped, and runs an evaluation that it was killed in.
 """
 import json
 import os
@@ -109,10 +111,12 @@ weight_decay = 1e-4  # not applied to BatchNorm
 device = "cuda" if torch.cuda.is_available() else "cpu"  # cuda or cpu; torchrun: cuda:LOCAL_RANK
 bf16 = True  # autocast to bfloat16 on CUDA
 num_workers = 8  # DataLoader worker processes per process
-out_dir = "runs/finetune"  # checkpoints, submissions, metrics.jsonl, log.txt
-resume = True  # continue from out_dir/last.pyth when it exists
+out_dir = "runs/finetune"  # checkpoints, submissions, metrics.jsonl, log.txt, log.jsonl
+resume = True  # continue from out_dir's newest readable checkpoint when there is one
 allow_setting_changes = False  # resume although settings that shape the run changed (batch, world size, ...)
-log_every = 20  # steps between progress lines
+keep_checkpoints = 3  # newest checkpoints kept (best.pyth is kept besides)
+log_every = 20  # steps between progress lines (and log.jsonl records)
+progress = True  # a tqdm bar on rank 0
 checkpoint_every = 1000  # steps; and at every epoch's end
 eval_every = 10  # epochs; and after the last
 seed = 0  # data order and augmentation
@@ -182,7 +186,9 @@ config["world_size"] = procs.world_size  # a resumed run must keep it (see plumb
 device, is_main = procs.device, procs.is_main
 autocast_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else None
 torch.manual_seed(seed + procs.rank)
+plumbing.lock_out_dir(procs, out_dir, __file__)
 log = plumbing.make_log(procs, out_dir)
+checkpoints = plumbing.Checkpoints(out_dir, max(keep_checkpoints, 1), log)
 
 
 # ----------------------------------------------------------------------------- demo data
@@ -343,16 +349,23 @@ def lr_at(epoch: float) -> float:
     return lr
 
 
-start_epoch, start_step = 0, 0
-last_path = os.path.join(out_dir, "last.pyth")
-if resume and os.path.isfile(last_path):
-    start_epoch, start_step = plumbing.restore_training_state(last_path, model, optimizer, config, allow_setting_changes)
-    log(f"resumed from {last_path}: epoch {start_epoch}, step {start_step}")
+start_epoch, start_step, pending_eval, resumed_from = 0, 0, None, None
+newest = checkpoints.newest() if resume and train_set is not None else None
+if newest is not None:
+    ckpt, path = newest
+    start_epoch, start_step = plumbing.restore_training_state(path, model, optimizer, config, allow_setting_changes,
+                                                              loaded=ckpt)
+    pending_eval = checkpoints.pending_evaluation(ckpt)
+    resumed_from = {"epoch": start_epoch, "step": start_step, "path": path}
+    log(f"resumed from {path}: epoch {start_epoch}, step {start_step}"
+        + (f"; the evaluation of epoch {pending_eval} did not finish and runs first" if pending_eval is not None else ""))
+    del ckpt
 ddp_model = torch.nn.parallel.DistributedDataParallel(
     model, device_ids=[device.index] if device.type == "cuda" else None) if procs.ddp else model
 log(f"{arch} on {dataset} ({preset}): {sum(p.numel() for p in model.parameters()):,} parameters, tasks {tasks}, "
     f"{len(train_set) if train_set else 0} training samples, {procs.world_size} process(es) x {batch_size} clips, "
     f"peak LR {lr_peak:.4g} ({lr_policy}), init {init}" + (", Ego-Exo* maps on" if use_maps else ""))
+log.record("start", config=config, resumed_from=resumed_from)
 
 
 def loss_fn(outputs: dict, batch: dict) -> dict:
@@ -410,6 +423,17 @@ def run_evaluation(epoch: int) -> None:
                                                for k, v in metrics.items() if not isinstance(v, (list, dict))))
     for video_id, view, message in result["errors"][:20]:
         log(f"  failed: {video_id} view {view}: {message}")
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, float) or v is None}
+    log.record("eval", epoch=epoch, progress=float(epoch + 1), metrics=numbers, videos=len(ids), views=result["views"],
+               failed_views=len(result["errors"]))
+    if epoch >= 0:
+        main = next((k for k in MAIN_METRICS if isinstance(metrics.get(k), float)), None)
+        if checkpoints.evaluation_done(epoch, main, metrics.get(main) if main else None):
+            log(f"best {main} so far: {checkpoints.best_path}")
+
+
+# The metric that picks best.pyth: the first of these the evaluation reports.
+MAIN_METRICS = ("mAP", "all_action_accuracy_at_1", "top1")
 
 
 def labelled(result: dict) -> bool:
@@ -420,35 +444,44 @@ def labelled(result: dict) -> bool:
 
 
 # ----------------------------------------------------------------------------- loop
+def evaluation_due(epoch: int) -> bool:
+    return val_set is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
+
+
 def save(epoch: int, step: int, steps_per_epoch: int) -> None:
     if is_main:
-        plumbing.save_training_state(last_path, model, optimizer, epoch=epoch, step=step, config=config,
-                                     steps_per_epoch=steps_per_epoch)
+        checkpoints.save(model, optimizer, epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, config=config,
+                         eval_due=epoch if step == steps_per_epoch and evaluation_due(epoch) else None)
 
 
-if train_set is not None:
-    sampler = ResumableSampler(len(train_set), shuffle=True, seed=seed, rank=procs.rank, world_size=procs.world_size)
-    steps_per_epoch = len(sampler) // batch_size
-    if steps_per_epoch < 1:
-        sys.exit(f"train_finetune.py: {len(sampler)} training samples per process is less than one batch of {batch_size}")
-    for epoch in range(start_epoch, epochs):
-        sampler.set_epoch(epoch, start=start_step * batch_size)
-        train_set.set_epoch(epoch)
-        loader = plumbing.epoch_loader(train_set, batch_size, sampler, **loader_args)
-        tick = time.time()
-        stats = train_one_epoch(
-            ddp_model, loader, optimizer, loss_fn, epoch=epoch, start_step=start_step, steps_per_epoch=steps_per_epoch,
-            lr_at=lr_at, device=device, autocast_dtype=autocast_dtype, log=log, log_every=log_every,
-            checkpoint_every=checkpoint_every, save=lambda s: save(epoch, s, steps_per_epoch),
-            extra_key="extra_features" if extra_dim else None)
-        plumbing.summarise_epoch(procs, log, epoch, stats, time.time() - tick)
-        start_step = 0
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs:
-            run_evaluation(epoch)
-else:
-    run_evaluation(-1)
+with plumbing.training_stops(__file__):
+    if train_set is not None:
+        sampler = ResumableSampler(len(train_set), shuffle=True, seed=seed, rank=procs.rank,
+                                   world_size=procs.world_size)
+        steps_per_epoch = len(sampler) // batch_size
+        if steps_per_epoch < 1:
+            sys.exit(f"train_finetune.py: {len(sampler)} training samples per process is less than one batch of "
+                     f"{batch_size}")
+        if pending_eval is not None:
+            run_evaluation(pending_eval)
+        for epoch in range(start_epoch, epochs):
+            sampler.set_epoch(epoch, start=start_step * batch_size)
+            train_set.set_epoch(epoch)
+            loader = plumbing.epoch_loader(train_set, batch_size, sampler, **loader_args)
+            tick = time.time()
+            stats = train_one_epoch(
+                ddp_model, loader, optimizer, loss_fn, epoch=epoch, start_step=start_step,
+                steps_per_epoch=steps_per_epoch, lr_at=lr_at, device=device, autocast_dtype=autocast_dtype, log=log,
+                log_every=log_every, checkpoint_every=checkpoint_every, save=lambda s: save(epoch, s, steps_per_epoch),
+                extra_key="extra_features" if extra_dim else None, record=log.record, progress=progress and is_main)
+            plumbing.summarise_epoch(procs, log, epoch, stats, time.time() - tick)
+            start_step = 0
+            if evaluation_due(epoch):
+                run_evaluation(epoch)
+    else:
+        run_evaluation(-1)
 
-if is_main:
-    save_checkpoint(os.path.join(out_dir, "final.pyth"), unwrap(model), config=config)
-    log(f"saved {os.path.join(out_dir, 'final.pyth')}")
+    if is_main:
+        save_checkpoint(os.path.join(out_dir, "final.pyth"), unwrap(model), config=config)
+        log(f"saved {os.path.join(out_dir, 'final.pyth')}")
 plumbing.close_processes(procs)

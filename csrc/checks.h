@@ -2,7 +2,9 @@
 // RuntimeError (TORCH_CHECK) that names the op, the argument and what was expected.
 #pragma once
 #include <ATen/ATen.h>
+#include <c10/util/safe_numerics.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -29,6 +31,35 @@ inline std::string shape_doc(const std::string& dims, const char* symbol, const 
   std::ostringstream s;
   s << dims << " (" << symbol << " = " << what << " = " << value << ")";
   return s.str();
+}
+
+// Refuses, before anything is allocated, an output whose element count or byte count does not
+// fit in int64: at::empty would fail deep in the allocator, and the kernels' own tables, sized
+// from the same dims, would wrap around first and be written past their end. A size of 0 counts
+// as 1 because PyTorch's strides are products of the sizes with 0 taken as 1, so they must fit
+// even for an empty output; every offset a kernel computes into the output is then below this
+// bound too. `arguments` names the op arguments that set the dims and says they are too large.
+inline void check_output_size(const char* op, const std::string& arguments, const char* dims,
+                              at::IntArrayRef sizes, at::ScalarType dtype) {
+  int64_t count = 1;
+  bool overflow = false;
+  for (const int64_t size : sizes)
+    overflow |= c10::mul_overflows(count, std::max<int64_t>(size, 1), &count);
+  int64_t bytes = 0;
+  overflow |= c10::mul_overflows(count, static_cast<int64_t>(c10::elementSize(dtype)), &bytes);
+  TORCH_CHECK(!overflow, op, ": ", arguments, ": the ", dtype, " output ", dims, " = ", sizes,
+              " would hold more than 2^63 - 1 bytes, which int64 sizes and offsets cannot count");
+}
+
+// at::empty for an op's output (sizes already passed check_output_size): a request the
+// allocator refuses (out of memory) keeps its type and message, with the op and shape added.
+inline at::Tensor allocate_output(const char* op, const char* dims, at::IntArrayRef sizes,
+                                  const at::TensorOptions& options) {
+  try {
+    return at::empty(sizes, options);
+  } catch (c10::Error& error) {
+    TORCH_RETHROW(error, op, ": could not allocate the output ", dims, " = ", sizes);
+  }
 }
 
 }  // namespace egoexo

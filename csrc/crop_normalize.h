@@ -46,6 +46,8 @@ inline Normalize make_normalize(at::ArrayRef<double> mean, at::ArrayRef<double> 
   return n;
 }
 
+constexpr const char* kCropNormalizeDims = "[B, 3, T, out_h, out_w]";
+
 // Dtypes, shapes, devices and scalars (values inside tensors: see the kernels).
 inline void check_crop_normalize_args(const at::Tensor& frames, const at::Tensor& sizes,
                                       const at::Tensor& boxes, const at::Tensor& flip,
@@ -80,6 +82,24 @@ inline void check_crop_normalize_args(const at::Tensor& frames, const at::Tensor
   }
   TORCH_CHECK(out_dtype == at::kFloat || out_dtype == at::kBFloat16, op,
               ": out_dtype must be float32 or bfloat16, got ", out_dtype);
+  check_output_size(op,
+                    c10::str("out_size = ", out_size, " for frames with B = ", B, ", T = ",
+                             frames.size(1), " is too large"),
+                    kCropNormalizeDims,
+                    {B, 3, frames.size(1), out_size[0], out_size[1]}, out_dtype);
+}
+
+// The output, in the layout asked for: contiguous NCDHW (each frame three h x w channel planes,
+// T * h * w apart), or channels_last_3d (NDHWC: each frame one h x w x 3 block with the three
+// channels of a pixel adjacent) -- what a network under
+// model.to(memory_format=torch.channels_last_3d) consumes without a conversion.
+inline at::Tensor empty_crop_normalize_output(const at::Tensor& frames, at::IntArrayRef out_size,
+                                              at::ScalarType out_dtype, bool channels_last) {
+  const at::MemoryFormat layout =
+      channels_last ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::Contiguous;
+  return allocate_output("egoexo::crop_normalize", kCropNormalizeDims,
+                         {frames.size(0), 3, frames.size(1), out_size[0], out_size[1]},
+                         frames.options().dtype(out_dtype).memory_format(layout));
 }
 
 }  // namespace egoexo

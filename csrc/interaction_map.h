@@ -72,8 +72,11 @@ C10_HOST_DEVICE inline bool box_to_cells(const float* box, float scale, float x0
   return true;
 }
 
-// Dtypes, shapes, devices and scalars (not values inside tensors: the CPU kernel checks those
-// while it reads them; the CUDA kernel asserts them on the device).
+constexpr const char* kInteractionMapDims = "[B, 2, num_frames, map_size, map_size]";
+
+// Dtypes, shapes, devices and scalars, and an output size that int64 can count (not values
+// inside tensors: the CPU kernel checks those while it reads them; the CUDA kernel asserts them
+// on the device).
 inline void check_interaction_map_args(const at::Tensor& batch_index, const at::Tensor& frame_index,
                                        const at::Tensor& boxes, const at::Tensor& scores,
                                        const at::Tensor& kinds, const at::Tensor& scale,
@@ -101,6 +104,10 @@ inline void check_interaction_map_args(const at::Tensor& batch_index, const at::
   check_arg(flip, op, "flip", at::kBool, {B}, per_sample, device);
   TORCH_CHECK(num_frames >= 1, op, ": num_frames must be >= 1, got ", num_frames);
   TORCH_CHECK(map_size >= 1, op, ": map_size must be >= 1, got ", map_size);
+  check_output_size(op,
+                    c10::str("num_frames = ", num_frames, " and map_size = ", map_size,
+                             " for B = ", B, " samples (scale.size(0)) are too large"),
+                    kInteractionMapDims, {B, 2, num_frames, map_size, map_size}, at::kFloat);
 }
 
 }  // namespace egoexo

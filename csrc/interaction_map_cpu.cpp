@@ -28,6 +28,11 @@ at::Tensor interaction_map_cpu(const at::Tensor& batch_index_in, const at::Tenso
   check_interaction_map_args(batch_index_in, frame_index_in, boxes_in, scores_in, kinds_in,
                              scale_in, crop_offset_in, crop_size_in, flip_in, num_frames,
                              map_size);
+  // Allocated before the per-(sample, frame) tables, which are sized from the same dims: a
+  // request too large for memory fails in the allocator (naming the op) before anything else.
+  at::Tensor out = allocate_output(kOp, kInteractionMapDims,
+                                   {scale_in.size(0), 2, num_frames, map_size, map_size},
+                                   boxes_in.options());
   const at::Tensor batch_index = batch_index_in.contiguous();
   const at::Tensor frame_index = frame_index_in.contiguous();
   const at::Tensor boxes = boxes_in.contiguous(), scores = scores_in.contiguous();
@@ -82,7 +87,6 @@ at::Tensor interaction_map_cpu(const at::Tensor& batch_index_in, const at::Tenso
     for (int64_t n = 0; n < N; ++n) order[next[bidx[n] * T + tidx[n]]++] = n;
   }
 
-  at::Tensor out = at::empty({B, 2, T, S, S}, boxes.options());
   float* maps = out.mutable_data_ptr<float>();
   const int64_t plane = S * S;
   // A task is a handful of boxes on two tiny planes: batch many per thread.

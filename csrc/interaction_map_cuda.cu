@@ -12,6 +12,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <limits>
+
 #include "interaction_map.h"
 
 namespace egoexo {
@@ -65,14 +67,19 @@ at::Tensor interaction_map_cuda(const at::Tensor& batch_index, const at::Tensor&
                              crop_size, flip, num_frames, map_size);
   const c10::cuda::CUDAGuard guard(boxes.device());
   const int64_t N = boxes.size(0), B = scale.size(0);
-  at::Tensor out = at::zeros({B, 2, num_frames, map_size, map_size}, boxes.options());
+  constexpr int threads = 256;
+  const int64_t blocks = (N + threads - 1) / threads;
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "egoexo::interaction_map: boxes ",
+              "has N = ", N, " rows, more than one CUDA launch of ", threads,
+              "-thread blocks covers (grid.x at most 2^31 - 1)");
+  at::Tensor out = allocate_output("egoexo::interaction_map", kInteractionMapDims,
+                                   {B, 2, num_frames, map_size, map_size}, boxes.options());
+  out.zero_();
   if (N == 0 || B == 0) return out;
   const at::Tensor bi = batch_index.contiguous(), ti = frame_index.contiguous();
   const at::Tensor bx = boxes.contiguous(), sc = scores.contiguous(), kd = kinds.contiguous();
   const at::Tensor sl = scale.contiguous(), of = crop_offset.contiguous();
   const at::Tensor cr = crop_size.contiguous(), fl = flip.contiguous();
-  constexpr int threads = 256;
-  const int64_t blocks = (N + threads - 1) / threads;
   interaction_map_kernel<<<blocks, threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       bi.const_data_ptr<int64_t>(), ti.const_data_ptr<int64_t>(), bx.const_data_ptr<float>(),
       sc.const_data_ptr<float>(), kd.const_data_ptr<int64_t>(), sl.const_data_ptr<float>(),

@@ -22,8 +22,9 @@ TORCH_LIBRARY(egoexo, m) {
       "int num_frames, int map_size, bool hard, bool drop_outside) -> Tensor");
   // Fused crop / bilinear resize / horizontal flip / normalise: uint8 frames [B, T, H, W, 3]
   // (sample b's real frames in the top-left sizes[b] = (h_b, w_b) region), boxes (x0, y0, w, h)
-  // = the source region per sample -> out_dtype [B, 3, T, out_h, out_w] = (v/255 - mean)/std.
+  // = the source region per sample -> out_dtype [B, 3, T, out_h, out_w] = (v/255 - mean)/std,
+  // contiguous, or with channels_last_3d strides (NDHWC in memory) when channels_last.
   m.def(
       "crop_normalize(Tensor frames, Tensor sizes, Tensor boxes, Tensor flip, int[] out_size, "
-      "float[] mean, float[] std, ScalarType out_dtype) -> Tensor");
+      "float[] mean, float[] std, ScalarType out_dtype, bool channels_last=False) -> Tensor");
 }

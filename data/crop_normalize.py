@@ -15,6 +15,11 @@ of the box (x0, y0, bw, bh) (continuous pixel coordinates: pixel k spans [k, k +
 to [0, h_b - 1] x [0, w_b - 1] of the sample's real frame, and blends its 2 x 2 neighbours.
 With the box = a crop of the short-side-resized frame mapped back to decoded pixels this is
 exactly PySlowFast's "resize the whole frame, then crop" (tests/test_crop_normalize.py).
+
+Output layout: contiguous [B, 3, T, h, w] (NCDHW), or with channels_last=True the same shape
+with channels_last_3d strides (NDHWC in memory, `is_contiguous(memory_format=
+torch.channels_last_3d)`), which is what a network moved to that memory format consumes under
+bf16 autocast without a conversion; the values are bit-identical in both layouts.
 """
 from __future__ import annotations
 
@@ -29,10 +34,16 @@ KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
 
+def _memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last_3d if channels_last else torch.contiguous_format
+
+
 @torch.library.register_fake("egoexo::crop_normalize")
-def _crop_normalize_fake(frames, sizes, boxes, flip, out_size, mean, std, out_dtype):
+def _crop_normalize_fake(frames, sizes, boxes, flip, out_size, mean, std, out_dtype,
+                         channels_last=False):
     B, T = frames.shape[0], frames.shape[1]
-    return frames.new_empty((B, 3, T, out_size[0], out_size[1]), dtype=out_dtype)
+    return torch.empty((B, 3, T, out_size[0], out_size[1]), dtype=out_dtype,
+                       device=frames.device, memory_format=_memory_format(channels_last))
 
 
 def _pair(out_size: int | Sequence[int]) -> list[int]:
@@ -51,14 +62,16 @@ def crop_normalize(
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
     dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """uint8 frames [B, T, H, W, 3] (sample b's real frames in the top-left sizes[b] = (h_b, w_b)
     region), sizes int64 [B, 2], boxes float32 [B, 4] (x0, y0, w, h) source region per sample,
-    flip bool [B] -> dtype (float32 or bfloat16) [B, 3, T, h, w]. All on one device (CPU or
-    CUDA). On CUDA, bad values inside sizes/boxes are device-side asserts, not exceptions."""
+    flip bool [B] -> dtype (float32 or bfloat16) [B, 3, T, h, w], contiguous or, when
+    channels_last, with channels_last_3d strides. All on one device (CPU or CUDA). On CUDA, bad
+    values inside sizes/boxes are device-side asserts, not exceptions."""
     return torch.ops.egoexo.crop_normalize(
         frames, sizes, boxes, flip, _pair(out_size), [float(v) for v in mean],
-        [float(v) for v in std], dtype,
+        [float(v) for v in std], dtype, channels_last,
     )
 
 
@@ -80,6 +93,7 @@ def crop_normalize_reference(
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
     dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """The op's definition, one sample at a time with gathers (no input validation)."""
     h, w = _pair(out_size)
@@ -103,9 +117,11 @@ def crop_normalize_reference(
             wx0 * bottom[:, :, x_low] + wx1 * bottom[:, :, x_high]
         )
         clips.append(((value / 255 - mean_t) / std_t).permute(3, 0, 1, 2))
+    layout = _memory_format(channels_last)
     if not clips:
-        return torch.empty((0, 3, frames.shape[1], h, w), dtype=dtype, device=frames.device)
-    return torch.stack(clips).to(dtype)
+        return torch.empty((0, 3, frames.shape[1], h, w), dtype=dtype, device=frames.device,
+                           memory_format=layout)
+    return torch.stack(clips).to(dtype).contiguous(memory_format=layout)
 
 
 def clips_to_device(
@@ -115,6 +131,7 @@ def clips_to_device(
     mean: Sequence[float] = KINETICS_MEAN,
     std: Sequence[float] = KINETICS_STD,
     dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """A collated batch (data/collate.py) -> normalised clips [B, 3, T, h, w] on `device`.
 
@@ -122,7 +139,8 @@ def clips_to_device(
     them) and are cropped, resized, flipped and normalised there by the fused op; batches of
     JPEG bytes are decoded on the device first. out_size defaults to the batch's crop size
     (224 for training clips, 256 for test views); pack the result into pathways with the
-    model's `input_spec.pack`.
+    model's `input_spec.pack`. dtype and channels_last choose what the op writes: bfloat16 with
+    channels_last_3d strides is what a channels_last model under bf16 autocast consumes as is.
     """
     device = torch.device(device)
     if out_size is None:
@@ -137,7 +155,8 @@ def clips_to_device(
         frames = batch["frames"].to(device, non_blocking=True)
         sizes = batch["sizes"].to(device, non_blocking=True)
     return crop_normalize(frames, sizes, batch["boxes"].to(device, non_blocking=True),
-                          batch["flip"].to(device, non_blocking=True), out_size, mean, std, dtype)
+                          batch["flip"].to(device, non_blocking=True), out_size, mean, std, dtype,
+                          channels_last)
 
 
 def decode_jpeg_frames(

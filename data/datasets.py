@@ -15,12 +15,22 @@ All four share `ClipDataset`, which owns everything that is not about a dataset'
     recording and mapped onto the clip's frames: one slice of memory-mapped arrays, no file
     opened per sample), checked at construction: a video without them is an error listing
     such videos (up to 20, with the count), or is dropped if asked.
-  * bad input (missing/corrupt/truncated video or frame, a detection lookup that cannot fit
-    the decoded frames): in
+  * teacher files are checked when they are opened. What makes a whole file unusable (not
+    the format, another teacher, the wrong row width, duplicate ids, a truncated store array,
+    a malformed store index) is an error at construction naming the file. An entry unusable
+    for its video alone -- a score row with NaN/inf or not log-probabilities, an embedding row
+    with NaN/inf, a detection row with a NaN/inverted/out-of-frame box, a bad score, kind or
+    frame -- is bad input of that video's samples (below), named by file, video and row;
+    construction warns once listing such videos, and `skip_videos_without_targets` drops
+    them with the missing ones. So is a detection lookup that cannot fit the decoded clip:
+    frames of another size, or past the frames the detections were made for, or a frame
+    holding more boxes than any detector gives (detection_store.MAX_BOXES_PER_FRAME).
+    Nothing in a teacher file reaches collate or the fused Interaction-Map op unchecked.
+  * bad input (missing/corrupt/truncated video or frame, an unusable teacher entry): in
     training the sample is replaced by another random one, up to `max_retries` times, and
     the messages travel in the sample's "failed" list (the training loop counts and reports
-    them); in evaluation the sample is `{"index", "video_id", "view", "error"}`, never a
-    blank clip.
+    them), one per failed load; in evaluation the sample is `{"index", "video_id", "view",
+    "error"}`, never a blank clip.
   * `decode_on_device=True`: JPEG frame folders (Charades-Ego, EPIC-Kitchens) are not decoded
     in the worker; samples carry the files' bytes as "jpeg" for decoding on the training device
     (data/crop_normalize.py). Video files are decoded in the worker whatever the option.
@@ -33,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -51,7 +62,8 @@ from data.transforms import FRAMES_SAMPLING, KINETICS_SAMPLING, SEGMENTS_SAMPLIN
 from data.video import VideoError
 
 # What counts as bad input while loading a sample: undecodable media, a segment outside its
-# video (load_clip's ValueError names the file), unreadable teacher files, I/O failures.
+# video (load_clip's ValueError names the file), a teacher entry unusable for the sample
+# (TeacherTargetError, a ValueError naming the file, video and row), I/O failures.
 BAD_INPUT = (VideoError, ValueError, OSError)
 
 
@@ -86,7 +98,9 @@ class ClipDataset(Dataset):
     concatenated in the given order into the sample's "extra_features" float32 [D_total]
     (supp. Table S4 "append"); `detections` is a detection store (its folder, or an opened
     DetectionStore) keyed by recording id, holding boxes with score >= its threshold, so
-    `detection_threshold` may not be lower than the store's.
+    `detection_threshold` may not be lower than the store's. Files given by path are opened
+    with strict=False (an unusable entry fails its video's samples, module docstring); an
+    opened DetectionStore is used as it was opened.
     """
 
     sampling_defaults: dict = KINETICS_SAMPLING
@@ -104,7 +118,7 @@ class ClipDataset(Dataset):
         self.threads = threads
         self.decode_on_device = decode_on_device
         self.detections = detections if isinstance(detections, DetectionStore) or detections is None \
-            else DetectionStore(detections)
+            else DetectionStore(detections, strict=False)
         if self.detections is not None and detection_threshold < self.detections.threshold:
             raise ValueError(f"{type(self).__name__}: detection_threshold {detection_threshold:g} is below the "
                              f"threshold {self.detections.threshold:g} the store {self.detections.path} was built "
@@ -113,39 +127,49 @@ class ClipDataset(Dataset):
         self.scores = {}
         for key, path, teacher in (("ego_score", ego_scores, "ego"), ("object_score", object_scores, "object")):
             if path is not None:
-                self.scores[key] = load_teacher_scores(path, teacher=teacher)
+                self.scores[key] = load_teacher_scores(path, teacher=teacher, strict=False)
         if isinstance(embeddings, (str, os.PathLike)) or (embeddings is not None and len(embeddings) == 0):
             raise ValueError(f"{type(self).__name__}: embeddings should be a list of one or more teacher-embedding "
                              f"files (or None), got {embeddings!r}")
-        self.embeddings = [load_teacher_embeddings(path) for path in embeddings or ()]
+        self.embeddings = [load_teacher_embeddings(path, strict=False) for path in embeddings or ()]
         videos = self._check_targets(videos, skip_videos_without_targets)
         if not videos:
             raise ValueError(f"{type(self).__name__}: no videos to sample from")
         self.videos = videos
 
     def _check_targets(self, videos: list[VideoItem], skip: bool) -> list[VideoItem]:
-        """Every video needs its scores, embeddings and detections: list the ones that lack them."""
+        """Every video needs its scores, embeddings and detections: list the ones that lack
+        them (an error unless `skip`), and warn about those whose entries are unusable (their
+        samples fail when loaded; `skip` drops them too)."""
         lacking: dict[str, list[str]] = {}
-        for key, scores in self.scores.items():
-            missing = scores.missing(dict.fromkeys(v.video_id for v in videos))
-            if missing:
-                lacking[f"{scores.path} ({key})"] = missing
-        for table in self.embeddings:
-            missing = table.missing(dict.fromkeys(v.video_id for v in videos))
-            if missing:
-                lacking[f"{table.path} ({table.teacher} embeddings)"] = missing
+        unusable: dict[str, dict[str, str]] = {}
+        video_ids = dict.fromkeys(v.video_id for v in videos)
+        recordings = dict.fromkeys(v.recording for v in videos)
+        tables = [(f"{scores.path} ({key})", scores, video_ids) for key, scores in self.scores.items()]
+        tables += [(f"{table.path} ({table.teacher} embeddings)", table, video_ids) for table in self.embeddings]
         if self.detections is not None:
-            missing = self.detections.missing(dict.fromkeys(v.recording for v in videos))
+            tables.append((f"{self.detections.path} (detection store, by recording)", self.detections, recordings))
+        for where, table, keys in tables:
+            missing = table.missing(keys)
             if missing:
-                lacking[f"{self.detections.path} (detection store, by recording)"] = missing
-        if not lacking:
-            return videos
-        if not skip:
+                lacking[where] = missing
+            bad = table.unusable(keys)
+            if bad:
+                unusable[where] = bad
+        if lacking and not skip:
             lines = [f"  {where}: {len(ids)} missing: {ids[:20]}{' ...' if len(ids) > 20 else ''}"
                      for where, ids in lacking.items()]
             raise TeacherTargetError(f"{type(self).__name__}: teacher targets missing for some videos "
                                      f"(pass skip_videos_without_targets=True to drop them):\n" + "\n".join(lines))
-        drop = {i for ids in lacking.values() for i in ids}
+        if unusable and not skip:
+            lines = [f"  {where}: {len(bad)} unusable, e.g. {next(iter(bad.values()))}"
+                     for where, bad in unusable.items()]
+            warnings.warn(f"{type(self).__name__}: some videos have unusable teacher entries; their samples will fail "
+                          f"to load (replaced in training, error views in testing; skip_videos_without_targets=True "
+                          f"drops them):\n" + "\n".join(lines), stacklevel=3)
+        if not skip:
+            return videos
+        drop = {i for ids in lacking.values() for i in ids} | {i for bad in unusable.values() for i in bad}
         return [v for v in videos if v.video_id not in drop and v.recording not in drop]
 
     # -- indexing ------------------------------------------------------------------------------
@@ -195,6 +219,10 @@ class ClipDataset(Dataset):
     # -- loading -------------------------------------------------------------------------------
     def _load(self, video: int, view: int | None, rng: np.random.Generator) -> dict:
         item = self.videos[video]
+        # the per-video teacher rows first: an unusable one fails the sample before any decoding
+        targets = {key: scores[item.video_id] for key, scores in self.scores.items()}
+        if self.embeddings:
+            targets["extra_features"] = torch.cat([table[item.video_id] for table in self.embeddings])
         if item.frame_name is None:
             sample = load_clip(item.source, self.sampling, rng, view=view, first_frame=item.first_frame,
                                num_frames=item.num_frames, threads=self.threads)
@@ -209,10 +237,7 @@ class ClipDataset(Dataset):
         sample["video_id"] = item.video_id
         sample["view"] = 0 if view is None else view
         sample.update(item.extra)
-        for key, scores in self.scores.items():
-            sample[key] = scores[item.video_id]
-        if self.embeddings:
-            sample["extra_features"] = torch.cat([table[item.video_id] for table in self.embeddings])
+        sample.update(targets)
         if self.detections is not None:
             sample["detections"] = self.detections.clip(item.recording, sample["frame_indices"],
                                                         sample["transform"].frame_size, self.detection_threshold)

@@ -27,11 +27,13 @@ each error names the file, the frame and the row.
 frame numbers below num_frames[key], and frame_size against video_sizes[key] (H, W). The
 detector may have run on uniformly rescaled frames, so an equal aspect ratio (up to rounding
 of either size) is accepted; a (W, H) given for (H, W) is refused with a message saying so,
-since it would put every box in the wrong place. Rows with score >= `threshold` are kept.
-An invalid or unreadable file is a failure in the report (video key, file, message). By
-default the build then raises DetectionStoreError listing them and writes nothing;
-`skip_invalid=True` writes the store without those videos (a data set built on it then lists
-them as missing).
+since it would put every box in the wrong place. Rows with score >= `threshold` are kept; a
+frame keeping more than MAX_BOXES_PER_FRAME of them is refused (a hand-object detector gives a
+handful per frame after NMS; thousands are a broken file, and one such clip's targets would
+cost as much as a whole batch's). An invalid or unreadable file is a failure in the report
+(video key, file, message). By default the build then raises DetectionStoreError listing them
+and writes nothing; `skip_invalid=True` writes the store without those videos (a data set
+built on it then lists them as missing).
 
 The store is a folder:
   boxes.npy   float32 [M, 4]  x1, y1, x2, y2 in pixels of the video's frame_size (as the detector gave them)
@@ -49,12 +51,21 @@ build leaves no half store, and a store already at out_dir is replaced only once
 complete (out_dir must be absent, empty, or a store: anything else is refused, never deleted).
 
 `DetectionStore(path)` checks the index and every row for what the fused Interaction-Map op
-requires (finite boxes with x1 <= x2 and y1 <= y2, inside the frame, scores in [0, 1], kinds
-0/1; frames ascending per video), so a store changed after its build fails when it is opened,
-with a message, not inside a training step. It memory-maps the arrays read-only, and
-`clip(...)` returns exactly what `teacher_targets.clip_detections` returns for the source
-file. It pickles without the arrays: a DataLoader worker re-opens the memory maps on first use,
-after checking that the files are the ones that were checked.
+requires (finite boxes with x1 <= x2 and y1 <= y2, inside the frame, scores in [threshold, 1],
+kinds 0/1; frames inside the video and ascending per video), so nothing in a store changed
+after its build reaches a training step. What makes the whole store unusable is an error when
+it is opened, naming the file: an index that is not this format (or whose row ranges do not
+tile [0, M)), an array missing, truncated or of another dtype/shape. A bad row makes only its
+video unusable: with strict=True (the default) that too is an error at open; with
+strict=False (what a dataset uses) the store opens, `unusable(keys)` lists such videos, and
+`clip` on one raises DetectionStoreError naming the store, the video, the row and the rule, so
+only that video's samples fail. `clip` also refuses, per sample, a clip frame outside the
+frames the detections were made for (num_frames, where the build knew it: the decoded video is
+not the one the detector ran on) and a clip frame holding more than MAX_BOXES_PER_FRAME rows.
+The store memory-maps the arrays read-only, and `clip(...)` returns exactly what
+`teacher_targets.clip_detections` returns for the source file on the video's frames. It
+pickles without the arrays: a DataLoader worker re-opens the memory maps on first use, after
+checking that the files are the ones that were checked.
 """
 
 from __future__ import annotations
@@ -79,6 +90,7 @@ INDEX_FILE = "index.json"
 STORE_ARRAYS = {"boxes": (np.float32, (4,)), "scores": (np.float32, ()), "kinds": (np.int8, ()),
                 "frames": (np.int32, ())}
 MAX_LISTED = 20  # failures / bad entries shown in one message
+MAX_BOXES_PER_FRAME = 1000  # kept rows one frame may hold (module docstring)
 _CHECK_CHUNK = 1 << 20  # rows checked at a time when a store is opened
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -239,6 +251,15 @@ def _video_rows(dets: VideoDetections, threshold: float):
     return np.concatenate(frames), np.concatenate(kinds), np.concatenate(kept), dropped
 
 
+def _crowded_frame(frames: np.ndarray) -> tuple[int, int] | None:
+    """(frame, rows) of the first frame holding more than MAX_BOXES_PER_FRAME rows, or None."""
+    if len(frames) <= MAX_BOXES_PER_FRAME:
+        return None
+    numbers, counts = np.unique(frames, return_counts=True)
+    over = np.flatnonzero(counts > MAX_BOXES_PER_FRAME)
+    return (int(numbers[over[0]]), int(counts[over[0]])) if len(over) else None
+
+
 def _write_npy(raw_path: str, npy_path: str, dtype, shape: tuple[int, ...]) -> None:
     """A .npy of `shape` whose data are the bytes of `raw_path` (written while ingesting, so
     the rows of a whole data set never sit in memory at once)."""
@@ -336,6 +357,12 @@ def _build(sources, tmp, video_sizes, num_frames, threshold, detector, trusted, 
                 failures.append({"key": key, "file": path, "error": str(e)})
                 continue
             frames, kinds, rows, dropped = _video_rows(dets, threshold)
+            crowded = _crowded_frame(frames)
+            if crowded is not None:
+                failures.append({"key": key, "file": path, "error": (
+                    f"{path}: frame {crowded[0]} has {crowded[1]} boxes with score >= {threshold:g}, more than the "
+                    f"{MAX_BOXES_PER_FRAME} a frame may hold")})
+                continue
             raw["boxes"].write(np.ascontiguousarray(rows[:, :4], np.float32).tobytes())
             raw["scores"].write(np.ascontiguousarray(rows[:, 4], np.float32).tobytes())
             raw["kinds"].write(kinds.tobytes())
@@ -423,11 +450,13 @@ def _read_index(path: str) -> dict:
 
 class DetectionStore:
     """A built store, opened read-only (module docstring). `keys()`, `in`, `len()`,
-    `frame_size(key)`, `missing(keys)` and `clip(...)`; `threshold`, `detector`, `source` come
-    from the index."""
+    `frame_size(key)`, `missing(keys)`, `unusable(keys)` and `clip(...)`; `threshold`,
+    `detector`, `source` come from the index. `strict=False` opens a store with bad rows and
+    fails only their videos' lookups."""
 
-    def __init__(self, path):
+    def __init__(self, path, *, strict: bool = True):
         self.path = os.fspath(path)
+        self.strict = strict
         index = _read_index(self.path)
         self.detector, self.source = index["detector"], index["source"]
         self.threshold = float(index["threshold"])
@@ -440,6 +469,7 @@ class DetectionStore:
         self._position = {k: i for i, k in enumerate(self._keys)}
         self._arrays = self._open_arrays()
         self._files = {name: self._stat(name) for name in STORE_ARRAYS}
+        self._bad: dict[int, str] = {}  # video position -> its first bad row, as `clip` reports it
         self._check_rows()
 
     # -- opening -------------------------------------------------------------------------------
@@ -458,7 +488,8 @@ class DetectionStore:
             try:
                 array = np.load(where, mmap_mode="r", allow_pickle=False)
             except Exception as e:  # missing, truncated or not .npy: all mean the store is unusable
-                raise DetectionStoreError(f"{where}: cannot memory-map this detection-store array ({e})") from None
+                raise DetectionStoreError(f"{where}: cannot memory-map this detection-store array ({e}): the file "
+                                          f"is missing, truncated or not a .npy; rebuild the store") from None
             if array.dtype != np.dtype(dtype) or array.shape != expected or not array.flags.c_contiguous:
                 raise DetectionStoreError(f"{where}: expected a C-ordered {np.dtype(dtype).name} array of shape "
                                           f"{expected} (num_rows from {INDEX_FILE}), got {array.dtype} {array.shape}")
@@ -466,7 +497,8 @@ class DetectionStore:
         return arrays
 
     def _check_rows(self) -> None:
-        """What the fused op and `clip` rely on, for every row, a chunk at a time."""
+        """What the fused op and `clip` rely on, for every row, a chunk at a time: the first bad
+        row of each video is noted in `_bad` (strict: the first one found is an error)."""
         ends = self._rows[:, 1]
         for lo in range(0, self.num_rows, _CHECK_CHUNK):
             hi = min(lo + _CHECK_CHUNK, self.num_rows)
@@ -492,12 +524,17 @@ class DetectionStore:
             )
             for bad, rule in rules:
                 hits = np.flatnonzero(bad)
-                if len(hits):
-                    i = int(hits[0])
-                    raise DetectionStoreError(
-                        f"{self.path}: row {first + i} (video {self._keys[video[i]]!r}, frame {int(frames[i])}, box "
-                        f"[{', '.join(f'{float(v):g}' for v in boxes[i])}], score {float(scores[i]):g}) {rule}; the "
+                # the first hit of each video; a video already noted keeps the problem found first
+                videos_hit, first_hit = np.unique(video[hits], return_index=True)
+                for v, i in zip(videos_hit.tolist(), hits[first_hit].tolist()):
+                    if v in self._bad:
+                        continue
+                    self._bad[v] = (
+                        f"{self.path}: row {first + i} (video {self._keys[v]!r}, frame {int(frames[i])}, box "
+                        f"[{', '.join(f'{float(x):g}' for x in boxes[i])}], score {float(scores[i]):g}) {rule}; the "
                         f"store was changed after it was built: rebuild it")
+                    if self.strict:
+                        raise DetectionStoreError(self._bad[v])
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -531,6 +568,11 @@ class DetectionStore:
     def missing(self, keys) -> list[str]:
         return [k for k in keys if k not in self._position]
 
+    def unusable(self, keys) -> dict[str, str]:
+        """Those of `keys` whose rows break the store's rules (strict=False) -> what `clip` raises."""
+        return {k: self._bad[self._position[k]] for k in keys
+                if k in self._position and self._position[k] in self._bad}
+
     def _video(self, key: str) -> int:
         try:
             return self._position[key]
@@ -551,12 +593,15 @@ class DetectionStore:
         sampled twice gives its boxes twice); kinds 0 hand, 1 object.
 
         Raises DetectionStoreError (a ValueError: the dataset's bad-input path) for an unknown
-        key, a threshold under the store's, or a decoded size that is not a uniform rescale of
-        the detector's frames."""
+        key, a video with bad rows (opened with strict=False), a threshold under the store's, a
+        decoded size that is not a uniform rescale of the detector's frames, a clip frame outside
+        the video's num_frames (or negative), or one holding more than MAX_BOXES_PER_FRAME rows."""
         if score_threshold < self.threshold:
             raise DetectionStoreError(f"{self.path}: holds only boxes with score >= {self.threshold:g}; cannot "
                                       f"select score >= {score_threshold:g} (rebuild it with a lower threshold)")
         video = self._video(key)
+        if video in self._bad:
+            raise DetectionStoreError(self._bad[video])
         h_det, w_det = self._sizes[video].tolist()
         h_dec, w_dec = (int(x) for x in decoded_size)
         reason = _size_mismatch((h_det, w_det), (h_dec, w_dec))
@@ -566,11 +611,25 @@ class DetectionStore:
         arrays = self._lookup_arrays()
         start, end = self._rows[video].tolist()
         indices = np.asarray(frame_indices).astype(np.int64).reshape(-1)
+        num_frames = int(self._num_frames[video])
+        outside = (indices < 0) | (indices >= num_frames) if num_frames >= 0 else indices < 0
+        if outside.any():
+            t = int(np.flatnonzero(outside)[0])
+            made_for = (f"the {num_frames} frames (0-based 0..{num_frames - 1}) its detections were made for: the "
+                        f"decoded video is not the one the detector ran on" if num_frames >= 0
+                        else "0-based frame numbers")
+            raise DetectionStoreError(f"{self.path}: video {key!r}: clip frame {int(indices[t])} (position {t}) is "
+                                      f"outside {made_for}")
         # int32 like the stored frames, so the search does not convert the video's slice
-        wanted = np.clip(indices, -1, _INT32_MAX).astype(np.int32)
+        wanted = np.minimum(indices, _INT32_MAX).astype(np.int32)
         frames = arrays["frames"][start:end]
         first = np.searchsorted(frames, wanted, side="left")
         counts = np.searchsorted(frames, wanted, side="right") - first
+        if len(counts) and counts.max() > MAX_BOXES_PER_FRAME:
+            t = int(np.argmax(counts))
+            raise DetectionStoreError(f"{self.path}: video {key!r}: frame {int(indices[t])} holds {int(counts[t])} "
+                                      f"rows, more than the {MAX_BOXES_PER_FRAME} a frame may hold (a build refuses "
+                                      f"such frames): rebuild the store")
         total = int(counts.sum())
         t = np.repeat(np.arange(len(wanted), dtype=np.int64), counts)
         rows = start + np.repeat(first, counts) + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))

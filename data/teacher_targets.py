@@ -4,7 +4,7 @@ validating readers. The teachers run offline; training only reads these files.
 Teacher scores (Ego-Score, Object-Score): one file per teacher per dataset, written with
 `torch.save` as a dict
     {"teacher": "ego" | "object", "kind": "log_probs",
-     "video_ids": [str, ...] (N, unique), "scores": float32 tensor [N, C],
+     "video_ids": [str, ...] (N >= 1, non-empty, unique), "scores": float32 tensor [N, C],
      ...free metadata in plain Python values (model, clips per video, source file)...}
 with C = 2 for "ego" (index 1 = egocentric) and C = 1000 for "object" (ImageNet classes).
 Row i holds log(mean over the video's clips/frames of softmax(teacher logits)), i.e. the
@@ -19,10 +19,22 @@ as a dict
     {"teacher": str (non-empty: "ego", "object", "interaction", ...), "kind": "embeddings",
      "video_ids": [str, ...] (N >= 1, non-empty, unique), "embeddings": float32 tensor [N, D],
      ...free metadata in plain Python values (model, layer, pooling, clips per video)...}
-with D >= 1 and every value finite; row i is video i's embedding, keyed like the score files
-(the dataset's sample "video_id": the EPIC segment id, the Kinetics/SSv2/Charades video id).
-A dataset given several such files concatenates their rows in the given order into the
-sample's "extra_features" [D_1 + D_2 + ...].
+with D >= 1 and every value finite (the row rules below); row i is video i's embedding, keyed
+like the score files (the dataset's sample "video_id": the EPIC segment id, the
+Kinetics/SSv2/Charades video id). A dataset given several such files concatenates their rows
+in the given order into the sample's "extra_features" [D_1 + D_2 + ...].
+
+File rules and row rules. What makes a whole score or embedding file unusable is an error when
+it is read, naming the file: not a torch.save dict of the keys above, another teacher or kind,
+not a 2-D floating-point tensor of the expected width, video ids that are not one unique
+non-empty string per row, or no usable row at all. The row rules say whether one row can be a
+training target: every value finite as float32 (a float64 file is converted first, so a value
+float32 cannot hold counts as inf), and for scores a log-distribution (|logsumexp| <= 1e-3).
+By default (strict=True) a row breaking them is an error when the file is read too. With
+strict=False the file loads, the table lists such rows in `bad_rows`, and looking one up raises
+TeacherTargetError naming the file, the row and the video: what a dataset uses, so one bad row
+fails only its video's samples (they are replaced in training and are error views in testing)
+instead of the run.
 
 Detections (hand-object detector, 100DOH layout): one pickle per video, `<video_id>.pkl` in a
 detections folder, holding
@@ -78,28 +90,25 @@ def average_clip_log_probs(clip_logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_probs, dim=-2) - math.log(clip_logits.shape[-2])
 
 
-def _check_scores(where: str, teacher, kind, video_ids, scores, num_classes: int | None) -> None:
-    if teacher not in TEACHER_NUM_CLASSES:
-        raise TeacherTargetError(f"{where}: teacher should be one of {sorted(TEACHER_NUM_CLASSES)}, "
-                                 f"got {teacher!r}")
-    if kind != "log_probs":
-        raise TeacherTargetError(f"{where}: kind should be 'log_probs', got {kind!r}")
-    expected_c = TEACHER_NUM_CLASSES[teacher] if num_classes is None else num_classes
-    if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or scores.shape[1] != expected_c:
-        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise TeacherTargetError(f"{where}: scores should be a tensor [N, {expected_c}] for the "
-                                 f"{teacher!r} teacher, got {shape}")
-    if not isinstance(video_ids, (list, tuple)) or len(video_ids) != scores.shape[0]:
+def _check_rows_tensor(where: str, name: str, rows, width: int | None, expected: str, video_ids) -> torch.Tensor:
+    """The file rules of a score or embedding tensor (`name`) and its ids; `width` is the
+    required row length (None: any >= 1), `expected` says so in the message. Returns the rows
+    as float32: a float64 value float32 cannot hold becomes inf there, so the row rules see it."""
+    if not (isinstance(rows, torch.Tensor) and rows.layout == torch.strided and rows.is_floating_point()
+            and rows.dim() == 2 and rows.shape[0] >= 1 and rows.shape[1] >= 1
+            and (width is None or rows.shape[1] == width)):
+        shape = f"{rows.dtype} {tuple(rows.shape)}" if isinstance(rows, torch.Tensor) else type(rows).__name__
+        raise TeacherTargetError(f"{where}: {name} should be a float tensor {expected}, got {shape}")
+    if not isinstance(video_ids, (list, tuple)) or len(video_ids) != rows.shape[0]:
         n = len(video_ids) if isinstance(video_ids, (list, tuple)) else type(video_ids).__name__
-        raise TeacherTargetError(f"{where}: video_ids should be a list of {scores.shape[0]} ids "
-                                 f"(one per score row), got {n}")
+        raise TeacherTargetError(f"{where}: video_ids should be a list of {rows.shape[0]} ids "
+                                 f"(one per {name[:-1]} row), got {n}")
+    bad = [i for i, v in enumerate(video_ids) if not isinstance(v, str) or not v]
+    if bad:
+        shown = ", ".join(f"entry {i} = {video_ids[i]!r}" for i in bad[:20])
+        raise TeacherTargetError(f"{where}: {len(bad)} video id(s) are not non-empty strings: {shown}")
     _check_unique(where, video_ids)
-    _check_finite(where, video_ids, scores)
-    off = (torch.logsumexp(scores.double(), dim=1).abs() > 1e-3).nonzero().flatten()
-    if len(off):
-        ids = [video_ids[i] for i in off[:20].tolist()]
-        raise TeacherTargetError(f"{where}: {len(off)} row(s) are not log-probabilities "
-                                 f"(logsumexp != 0; store log of the averaged softmax), e.g. {ids}")
+    return rows.detach().float().cpu().contiguous()
 
 
 def _check_unique(where: str, video_ids: Sequence[str]) -> None:
@@ -112,11 +121,41 @@ def _check_unique(where: str, video_ids: Sequence[str]) -> None:
         raise TeacherTargetError(f"{where}: duplicate video ids {sorted(set(dup))[:20]}")
 
 
-def _check_finite(where: str, video_ids: Sequence[str], rows: torch.Tensor) -> None:
-    bad = (~torch.isfinite(rows)).any(dim=1).nonzero().flatten()
-    if len(bad):
-        ids = [video_ids[i] for i in bad[:20].tolist()]
-        raise TeacherTargetError(f"{where}: {len(bad)} row(s) contain NaN or inf, e.g. {ids}")
+def _bad_rows(rows: torch.Tensor, log_probs: bool) -> dict[int, str]:
+    """The row rules (module docstring) over float32 rows: row index -> why it cannot be a target."""
+    nonfinite = (~torch.isfinite(rows)).any(dim=1)
+    bad = {i: "contains NaN or inf (as float32)" for i in nonfinite.nonzero().flatten().tolist()}
+    if log_probs:
+        # in float64, a block of rows at a time: an object-score file of Kinetics is 240k x 1000
+        total = torch.cat([torch.logsumexp(block.double(), dim=1) for block in rows.split(1 << 16)])
+        for i in ((total.abs() > 1e-3) & ~nonfinite).nonzero().flatten().tolist():
+            bad[i] = (f"is not log-probabilities (logsumexp = {float(total[i]):.4g}, not 0: store the log of "
+                      f"the averaged softmax)")
+    return bad
+
+
+def _check_bad_rows(where: str, video_ids: Sequence[str], bad: dict[int, str], strict: bool) -> None:
+    """Strict: any row breaking the row rules is an error; otherwise only a file with no usable row is."""
+    if not bad or (not strict and len(bad) < len(video_ids)):
+        return
+    shown = "; ".join(f"row {i} (video {video_ids[i]!r}) {bad[i]}" for i in sorted(bad)[:5])
+    raise TeacherTargetError(f"{where}: {len(bad)} of {len(video_ids)} row(s) are unusable as targets, e.g. {shown}")
+
+
+def _check_scores(where: str, teacher, kind, video_ids, scores, num_classes: int | None,
+                  strict: bool = True) -> tuple[torch.Tensor, dict[int, str]]:
+    """A score file's contents checked: (the rows as float32, {row: why it breaks the row rules})."""
+    if teacher not in TEACHER_NUM_CLASSES:
+        raise TeacherTargetError(f"{where}: teacher should be one of {sorted(TEACHER_NUM_CLASSES)}, "
+                                 f"got {teacher!r}")
+    if kind != "log_probs":
+        raise TeacherTargetError(f"{where}: kind should be 'log_probs', got {kind!r}")
+    width = TEACHER_NUM_CLASSES[teacher] if num_classes is None else num_classes
+    scores = _check_rows_tensor(where, "scores", scores, width,
+                                f"[N, {width}] (N >= 1 videos) for the {teacher!r} teacher", video_ids)
+    bad = _bad_rows(scores, log_probs=True)
+    _check_bad_rows(where, video_ids, bad, strict)
+    return scores, bad
 
 
 _PLAIN_METADATA = (str, int, float, bool, type(None))
@@ -151,134 +190,145 @@ def _load_blob(where: str, what: str, keys: Sequence[str]) -> dict:
     return blob
 
 
+class _RowTable:
+    """Rows looked up by video id, for TeacherScores and TeacherEmbeddings. A row listed in
+    `bad_rows` (a file read with strict=False) raises TeacherTargetError when looked up, naming
+    the file, the row and the video: a ValueError, so a dataset fails only that sample."""
+    path: str
+    video_ids: list[str]
+    bad_rows: dict[int, str]
+
+    def __post_init__(self):
+        self._row = {v: i for i, v in enumerate(self.video_ids)}
+
+    def missing(self, video_ids: Iterable[str]) -> list[str]:
+        return [v for v in video_ids if v not in self._row]
+
+    def unusable(self, video_ids: Iterable[str]) -> dict[str, str]:
+        """Those of `video_ids` whose rows break the row rules -> the message a lookup raises."""
+        return {v: self._bad_message(v, self._row[v]) for v in video_ids
+                if v in self._row and self._row[v] in self.bad_rows}
+
+    def _bad_message(self, video_id: str, row: int) -> str:
+        return f"{self.path}: row {row} (video {video_id!r}) {self.bad_rows[row]}"
+
+    def _lookup(self, rows: torch.Tensor, video_id: str) -> torch.Tensor:
+        row = self._row[video_id]
+        if row in self.bad_rows:
+            raise TeacherTargetError(self._bad_message(video_id, row))
+        return rows[row]
+
+
 def save_teacher_scores(path, teacher: str, video_ids: Sequence[str], scores: torch.Tensor,
                         num_classes: int | None = None, **metadata) -> None:
-    """Validate and write a teacher-score file (format in the module docstring); `metadata`
-    (model name, clips per video, ...) is stored alongside and must be plain Python values
-    (str, int, float, bool, None, lists/tuples/dicts of them): the reader loads with
-    weights_only=True, which refuses anything else (numpy scalars, Paths)."""
+    """Validate (file and row rules) and write a teacher-score file (format in the module
+    docstring), stored as float32; `metadata` (model name, clips per video, ...) is stored
+    alongside and must be plain Python values (str, int, float, bool, None, lists/tuples/dicts
+    of them): the reader loads with weights_only=True, which refuses anything else (numpy
+    scalars, Paths)."""
     where = os.fspath(path)
     _check_metadata(where, metadata)
     video_ids = [str(v) for v in video_ids]
-    scores = scores.detach().float().cpu().contiguous()
-    _check_scores(where, teacher, "log_probs", video_ids, scores, num_classes)
+    scores, _ = _check_scores(where, teacher, "log_probs", video_ids, scores, num_classes)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save({**metadata, "teacher": teacher, "kind": "log_probs", "video_ids": video_ids,
                 "scores": scores}, path)
 
 
 @dataclass
-class TeacherScores:
-    """A loaded score file: look rows up by video id."""
+class TeacherScores(_RowTable):
+    """A loaded score file: `scores[video_id]` is the video's row (module docstring)."""
     path: str
     teacher: str
     video_ids: list[str]
     scores: torch.Tensor  # float32 [N, C] log-probabilities
     metadata: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self._row = {v: i for i, v in enumerate(self.video_ids)}
-
-    def missing(self, video_ids: Iterable[str]) -> list[str]:
-        return [v for v in video_ids if v not in self._row]
+    bad_rows: dict[int, str] = field(default_factory=dict)  # row -> why it is unusable (strict=False)
 
     def __getitem__(self, video_id: str) -> torch.Tensor:
-        return self.scores[self._row[video_id]]
+        return self._lookup(self.scores, video_id)
 
 
-def load_teacher_scores(path, teacher: str | None = None, num_classes: int | None = None) -> TeacherScores:
+def load_teacher_scores(path, teacher: str | None = None, num_classes: int | None = None, *,
+                        strict: bool = True) -> TeacherScores:
     """Read and validate a score file; `teacher` checks which teacher wrote it, `num_classes`
-    overrides the expected width (2 for ego, 1000 for object)."""
+    overrides the expected width (2 for ego, 1000 for object). strict=False: rows breaking the
+    row rules fail their lookup instead of the load (module docstring)."""
     where = os.fspath(path)
     blob = _load_blob(where, "teacher-score", ("teacher", "kind", "video_ids", "scores"))
     if teacher is not None and blob["teacher"] != teacher:
         raise TeacherTargetError(f"{where}: holds {blob['teacher']!r} teacher scores, expected {teacher!r}")
-    _check_scores(where, blob["teacher"], blob["kind"], blob["video_ids"], blob["scores"], num_classes)
+    scores, bad = _check_scores(where, blob["teacher"], blob["kind"], blob["video_ids"], blob["scores"],
+                                num_classes, strict)
     metadata = {k: v for k, v in blob.items() if k not in ("teacher", "kind", "video_ids", "scores")}
-    return TeacherScores(where, blob["teacher"], list(blob["video_ids"]), blob["scores"].float(), metadata)
+    return TeacherScores(where, blob["teacher"], list(blob["video_ids"]), scores, metadata, bad)
 
 
 # ----------------------------------------------------------------------------- embeddings
 
 
-def _check_embeddings(where: str, teacher, kind, video_ids, embeddings) -> None:
+def _check_embeddings(where: str, teacher, kind, video_ids, embeddings,
+                      strict: bool = True) -> tuple[torch.Tensor, dict[int, str]]:
+    """An embedding file's contents checked: (the rows as float32, {row: why it breaks the row rules})."""
     if not isinstance(teacher, str) or not teacher:
         raise TeacherTargetError(f"{where}: teacher should be a non-empty name (ego, object, interaction, ...), "
                                  f"got {teacher!r}")
     if kind != "embeddings":
         raise TeacherTargetError(f"{where}: kind should be 'embeddings', got {kind!r}")
-    if not (isinstance(embeddings, torch.Tensor) and embeddings.is_floating_point() and embeddings.dim() == 2
-            and embeddings.shape[0] >= 1 and embeddings.shape[1] >= 1):
-        shape = (f"{embeddings.dtype} {tuple(embeddings.shape)}" if isinstance(embeddings, torch.Tensor)
-                 else type(embeddings).__name__)
-        raise TeacherTargetError(f"{where}: embeddings should be a float tensor [N, D] with N >= 1 videos and "
-                                 f"D >= 1, got {shape}")
-    if not isinstance(video_ids, (list, tuple)) or len(video_ids) != embeddings.shape[0]:
-        n = len(video_ids) if isinstance(video_ids, (list, tuple)) else type(video_ids).__name__
-        raise TeacherTargetError(f"{where}: video_ids should be a list of {embeddings.shape[0]} ids "
-                                 f"(one per embedding row), got {n}")
-    bad = [i for i, v in enumerate(video_ids) if not isinstance(v, str) or not v]
-    if bad:
-        shown = ", ".join(f"entry {i} = {video_ids[i]!r}" for i in bad[:20])
-        raise TeacherTargetError(f"{where}: {len(bad)} video id(s) are not non-empty strings: {shown}")
-    _check_unique(where, video_ids)
-    _check_finite(where, video_ids, embeddings)
+    embeddings = _check_rows_tensor(where, "embeddings", embeddings, None, "[N, D] with N >= 1 videos and D >= 1",
+                                    video_ids)
+    bad = _bad_rows(embeddings, log_probs=False)
+    _check_bad_rows(where, video_ids, bad, strict)
+    return embeddings, bad
 
 
 def save_teacher_embeddings(path, teacher: str, video_ids: Sequence[str], embeddings: torch.Tensor,
                             **metadata) -> None:
-    """Validate and write a teacher-embedding file (format in the module docstring), stored
-    as float32; `metadata` must be plain Python values, as for save_teacher_scores."""
+    """Validate (file and row rules) and write a teacher-embedding file (format in the module
+    docstring), stored as float32; `metadata` must be plain Python values, as for
+    save_teacher_scores."""
     where = os.fspath(path)
     _check_metadata(where, metadata)
     video_ids = list(video_ids)
-    if isinstance(embeddings, torch.Tensor) and embeddings.is_floating_point():
-        # to float32 before the check, so a float64 value float32 cannot hold is caught as inf
-        embeddings = embeddings.detach().float().cpu().contiguous()
-    _check_embeddings(where, teacher, "embeddings", video_ids, embeddings)
+    embeddings, _ = _check_embeddings(where, teacher, "embeddings", video_ids, embeddings)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save({**metadata, "teacher": teacher, "kind": "embeddings", "video_ids": video_ids,
                 "embeddings": embeddings}, path)
 
 
 @dataclass
-class TeacherEmbeddings:
-    """A loaded embedding file: look rows up by video id."""
+class TeacherEmbeddings(_RowTable):
+    """A loaded embedding file: `embeddings[video_id]` is the video's row (module docstring)."""
     path: str
     teacher: str
     video_ids: list[str]
     embeddings: torch.Tensor  # float32 [N, D]
     metadata: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self._row = {v: i for i, v in enumerate(self.video_ids)}
+    bad_rows: dict[int, str] = field(default_factory=dict)  # row -> why it is unusable (strict=False)
 
     @property
     def dim(self) -> int:
         return self.embeddings.shape[1]
 
-    def missing(self, video_ids: Iterable[str]) -> list[str]:
-        return [v for v in video_ids if v not in self._row]
-
     def __getitem__(self, video_id: str) -> torch.Tensor:
-        return self.embeddings[self._row[video_id]]
+        return self._lookup(self.embeddings, video_id)
 
 
-def load_teacher_embeddings(path, teacher: str | None = None, dim: int | None = None) -> TeacherEmbeddings:
+def load_teacher_embeddings(path, teacher: str | None = None, dim: int | None = None, *,
+                            strict: bool = True) -> TeacherEmbeddings:
     """Read (weights_only=True) and validate an embedding file; `teacher` and `dim` check which
-    teacher wrote it and its width D."""
+    teacher wrote it and its width D. strict=False: rows breaking the row rules fail their
+    lookup instead of the load (module docstring)."""
     where = os.fspath(path)
     blob = _load_blob(where, "teacher-embedding", ("teacher", "kind", "video_ids", "embeddings"))
-    embeddings = blob["embeddings"]
-    if isinstance(embeddings, torch.Tensor) and embeddings.is_floating_point():
-        embeddings = embeddings.float()  # before the check: a float64 file may overflow float32
-    _check_embeddings(where, blob["teacher"], blob["kind"], blob["video_ids"], embeddings)
+    embeddings, bad = _check_embeddings(where, blob["teacher"], blob["kind"], blob["video_ids"], blob["embeddings"],
+                                        strict)
     if teacher is not None and blob["teacher"] != teacher:
         raise TeacherTargetError(f"{where}: holds {blob['teacher']!r} teacher embeddings, expected {teacher!r}")
     if dim is not None and embeddings.shape[1] != dim:
         raise TeacherTargetError(f"{where}: embeddings are {embeddings.shape[1]}-dimensional, expected {dim}")
     metadata = {k: v for k, v in blob.items() if k not in ("teacher", "kind", "video_ids", "embeddings")}
-    return TeacherEmbeddings(where, blob["teacher"], list(blob["video_ids"]), embeddings, metadata)
+    return TeacherEmbeddings(where, blob["teacher"], list(blob["video_ids"]), embeddings, metadata, bad)
 
 
 # ----------------------------------------------------------------------------- detections

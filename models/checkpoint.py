@@ -347,19 +347,44 @@ def load_checkpoint(
 # ---- this project's checkpoints -----------------------------------------------------------
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, quota, permissions); the message names the
+    file and the cause, and the file it would have replaced is unchanged."""
+
+
 def save_checkpoint(path: str | os.PathLike, model: VideoNet, **extra) -> None:
     """Write `{"model_state", "model_config", **extra}` (extra: epoch, optimizer_state, ...).
 
-    The layout is PySlowFast's (`model_state`), so PySlowFast tools read it too. Written to a
-    temporary file first and renamed, so a crash never leaves a half-written checkpoint."""
+    The layout is PySlowFast's (`model_state`), so PySlowFast tools read it too. Written
+    atomically: to a temporary file beside it, flushed and fsync'ed, renamed over `path`, and
+    the folder fsync'ed, so a crash or a kill leaves either the old file or the new one, never
+    half of one. A failed write (a full disk, a quota) removes the temporary file, leaves `path`
+    as it was, and raises CheckpointWriteError (an OSError) naming the path and the cause."""
     clash = {"model_state", "model_config"} & set(extra)
     if clash:
         raise ValueError(f"save_checkpoint: reserved keys passed as extras: {sorted(clash)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model_state": model.state_dict(), "model_config": model.config, **extra}, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"model_state": model.state_dict(), "model_config": model.config, **extra}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:  # also KeyboardInterrupt: never leave the temporary file behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, (OSError, RuntimeError)):  # torch.save reports a failed write as RuntimeError
+            cause = getattr(e, "strerror", None) or str(e).splitlines()[0]
+            raise CheckpointWriteError(f"cannot write checkpoint {path}: {cause} (is the disk full?); "
+                          f"{'the previous ' + path.name + ' is unchanged' if path.exists() else 'nothing was written'}"
+                          ) from e
+        raise
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a power cut
+    finally:
+        os.close(fd)
 
 
 def load_model(

@@ -1,7 +1,8 @@
 """egoexo::crop_normalize (fused crop / bilinear resize / flip / normalise): the op against its
 gather-based reference, against F.interpolate ("resize the whole frame, then crop" and "crop,
-then resize"), padding never read, flip, bf16, opcheck, bad input;
-the batch-to-device helper; JPEG frame decoding; and the CUDA kernel against the CPU one (GPU only)."""
+then resize"), padding never read, flip, bf16, the channels_last_3d output layout, opcheck,
+bad input, sizes too large for int64; the batch-to-device helper; JPEG frame decoding; and the
+CUDA kernel against the CPU one (GPU only)."""
 import math
 
 import pytest
@@ -173,12 +174,78 @@ def test_non_contiguous_frames_and_empty_batch():
     assert empty.shape == (0, 3, 4, 8, 9)
 
 
+def channels_last_strides(shape):
+    """The strides PyTorch gives a channels_last_3d tensor of `shape`: NDHWC in memory."""
+    return torch.empty(shape, memory_format=torch.channels_last_3d).stride()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_opcheck(dtype):
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("out_size", [(16, 21), (7, 5), (1, 1)])
+def test_layouts_match_reference(dtype, channels_last, out_size):
+    sizes = [(40, 50), (30, 33), (1, 1)]
+    frames, sizes_t = padded_batch(7, sizes, T=3)
+    boxes, flip = random_boxes(8, sizes), torch.tensor([True, False, True])
+    got = crop_normalize(frames, sizes_t, boxes, flip, out_size, MEAN, STD, dtype,
+                         channels_last=channels_last)
+    expected = crop_normalize_reference(frames, sizes_t, boxes, flip, out_size, MEAN, STD, dtype,
+                                        channels_last=channels_last)
+    assert got.shape == (3, 3, 3, *out_size) and got.dtype == dtype
+    tolerance = dict(rtol=0, atol=1e-5) if dtype == torch.float32 else dict(rtol=2.0 ** -7,
+                                                                            atol=1e-5)
+    torch.testing.assert_close(got, expected, **tolerance)
+    if channels_last:
+        assert got.is_contiguous(memory_format=torch.channels_last_3d)
+        assert got.stride() == channels_last_strides(got.shape)
+        assert expected.is_contiguous(memory_format=torch.channels_last_3d)
+    else:
+        assert got.is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_last_is_the_same_values_in_ndhwc_memory(dtype):
+    """The channels_last output holds today's contiguous output bit for bit, with the three
+    channels of each pixel adjacent in memory (NDHWC), w then h then T then B."""
+    sizes = [(45, 60), (30, 41)]
+    frames, sizes_t = padded_batch(18, sizes, T=4)
+    boxes, flip = random_boxes(19, sizes), torch.tensor([False, True])
+    planar = crop_normalize(frames, sizes_t, boxes, flip, (12, 17), MEAN, STD, dtype)
+    interleaved = crop_normalize(frames, sizes_t, boxes, flip, (12, 17), MEAN, STD, dtype,
+                                 channels_last=True)
+    assert interleaved.stride() == (4 * 12 * 17 * 3, 1, 12 * 17 * 3, 17 * 3, 3)
+    assert torch.equal(interleaved, planar)
+    ndhwc = interleaved.permute(0, 2, 3, 4, 1)
+    assert ndhwc.is_contiguous()
+    # Memory order, element by element: pixel (b, t, i, j) channel c at
+    # (((b * T + t) * h + i) * w + j) * 3 + c.
+    memory = torch.as_strided(interleaved, (interleaved.numel(),), (1,))
+    assert torch.equal(memory, planar.permute(0, 2, 3, 4, 1).reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_opcheck(dtype, channels_last):
     frames, sizes = padded_batch(11, [(20, 24), (22, 19)], T=2)
     boxes, flip = random_boxes(12, [(20, 24), (22, 19)]), torch.tensor([False, True])
-    torch.library.opcheck(torch.ops.egoexo.crop_normalize.default,
-                          (frames, sizes, boxes, flip, [8, 6], list(MEAN), list(STD), dtype))
+    torch.library.opcheck(
+        torch.ops.egoexo.crop_normalize.default,
+        (frames, sizes, boxes, flip, [8, 6], list(MEAN), list(STD), dtype, channels_last))
+
+
+def test_opcheck_default_layout():
+    """The schema's channels_last defaults to False: eight arguments still call the op."""
+    frames, sizes = padded_batch(11, [(20, 24), (22, 19)], T=2)
+    boxes, flip = random_boxes(12, [(20, 24), (22, 19)]), torch.tensor([False, True])
+    args = (frames, sizes, boxes, flip, [8, 6], list(MEAN), list(STD), torch.float32)
+    torch.library.opcheck(torch.ops.egoexo.crop_normalize.default, args)
+    assert torch.ops.egoexo.crop_normalize(*args).is_contiguous()
+
+
+def test_empty_batch_channels_last():
+    frames, sizes = padded_batch(9, [(20, 24)], T=4)
+    empty = crop_normalize(frames[:0], sizes[:0], torch.zeros(0, 4), torch.zeros(0, dtype=bool),
+                           (8, 9), channels_last=True)
+    assert empty.shape == (0, 3, 4, 8, 9) and empty.stride() == channels_last_strides(empty.shape)
 
 
 BAD_INPUTS = [
@@ -226,6 +293,57 @@ def test_wrapper_rejects_bad_out_size():
     with pytest.raises(ValueError, match="out_size"):
         crop_normalize(frames, sizes, torch.tensor([[0.0, 0, 5, 5]]), torch.tensor([False]),
                        (8, 8, 8))
+
+
+def absurd_case(B=2, T=8, frame_count=None):
+    """B clips of T tiny frames; frame_count > T makes the frames a stride-0 view of that many
+    frames (no memory), so the op sees an absurd T without anything being allocated."""
+    frames, sizes = padded_batch(20, [(4, 5)] * max(B, 1), T=T)
+    frames, sizes = frames[:B], sizes[:B]
+    if frame_count is not None:
+        frames = frames[:, :1].expand(B, frame_count, 4, 5, 3)
+    boxes = torch.tensor([[0.0, 0.0, 5.0, 4.0]]).expand(B, 4)
+    return frames, sizes, boxes, torch.zeros(B, dtype=bool)
+
+
+TOO_LARGE = [
+    # (what, case, out_size, dtype, expected words in the message)
+    ("out_size 2^40 x 2^40", {}, [2**40, 2**40], torch.float32,
+     r"out_size = \[1099511627776, 1099511627776\] for frames with B = 2, T = 8 is too large: "
+     r"the Float output \[B, 3, T, out_h, out_w\] = \[2, 3, 8, 1099511627776, 1099511627776\] "
+     r"would hold more than 2\^63 - 1 bytes"),
+    ("out_h 2^62", {}, [2**62, 1], torch.bfloat16, r"out_size = \[4611686018427387904, 1\]"),
+    # 3 * 2^60 elements fit in int64, their 4-byte float32 count does not.
+    ("bytes overflow", {"B": 1, "T": 1}, [2**30, 2**30], torch.float32,
+     r"out_size = \[1073741824, 1073741824\] for frames with B = 1, T = 1 is too large"),
+    ("T = 2^40 frames", {"frame_count": 2**40}, [2**12, 2**12], torch.float32,
+     r"out_size = \[4096, 4096\] for frames with B = 2, T = 1099511627776 is too large"),
+    # Empty, but its strides (products of the sizes, 0 taken as 1) would still overflow.
+    ("empty batch", {"B": 0}, [2**40, 2**40], torch.float32,
+     r"out_size = \[1099511627776, 1099511627776\] for frames with B = 0, T = 8 is too large"),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("what,case,out_size,dtype,message", TOO_LARGE,
+                         ids=[t[0] for t in TOO_LARGE])
+def test_sizes_too_large_for_int64_are_refused(what, case, out_size, dtype, message,
+                                               channels_last):
+    """Absurd sizes (which used to crash the process) are refused before anything is allocated,
+    naming the op and out_size."""
+    frames, sizes, boxes, flip = absurd_case(**case)
+    with pytest.raises(RuntimeError, match="egoexo::crop_normalize: " + message):
+        torch.ops.egoexo.crop_normalize(frames, sizes, boxes, flip, out_size, list(MEAN),
+                                        list(STD), dtype, channels_last)
+
+
+def test_output_too_large_for_memory_names_the_op():
+    """3 * 2^60 bfloat16 values: countable in int64, but 6.9e18 bytes, more than any 64-bit
+    address space (2^57 bytes at most): the allocator refuses it, and the error names the op."""
+    frames, sizes, boxes, flip = absurd_case(B=1, T=1)
+    with pytest.raises(RuntimeError, match=r"egoexo::crop_normalize: could not allocate the "
+                       r"output \[B, 3, T, out_h, out_w\] = \[1, 3, 1, 1073741824, 1073741824\]"):
+        crop_normalize(frames, sizes, boxes, flip, (2**30, 2**30), dtype=torch.bfloat16)
 
 
 def jpeg_batch():
@@ -283,20 +401,41 @@ def test_clips_to_device_on_decoded_and_jpeg_batches():
 
 @requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_cuda_matches_cpu(dtype):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cuda_matches_cpu(dtype, channels_last):
     sizes = [(45, 60), (30, 41), (60, 38)]
     frames, sizes_t = padded_batch(16, sizes, T=3)
     boxes, flip = random_boxes(17, sizes), torch.tensor([False, True, True])
     expected = crop_normalize(frames, sizes_t, boxes, flip, (24, 32), MEAN, STD, dtype)
-    got = crop_normalize(frames.cuda(), sizes_t.cuda(), boxes.cuda(), flip.cuda(), (24, 32),
-                         MEAN, STD, dtype)
+    cuda_args = (frames.cuda(), sizes_t.cuda(), boxes.cuda(), flip.cuda(), (24, 32), MEAN, STD,
+                 dtype)
+    got = crop_normalize(*cuda_args, channels_last=channels_last)
     assert got.is_cuda and got.dtype == dtype
+    if channels_last:
+        assert got.stride() == channels_last_strides(got.shape)
+        # The layout changes where values go, never what they are.
+        assert torch.equal(got, crop_normalize(*cuda_args))
+    else:
+        assert got.is_contiguous()
     # The GPU may fuse multiply-adds in the sampling positions: float noise, not a shift.
     tolerance = 1e-4 if dtype == torch.float32 else 2.0 ** -7
     torch.testing.assert_close(got.cpu().float(), expected.float(), rtol=tolerance, atol=1e-4)
     torch.library.opcheck(torch.ops.egoexo.crop_normalize.default,
                           (frames.cuda(), sizes_t.cuda(), boxes.cuda(), flip.cuda(), [24, 32],
-                           list(MEAN), list(STD), dtype))
+                           list(MEAN), list(STD), dtype, channels_last))
+
+
+@requires_cuda
+@pytest.mark.parametrize("out_size,message", [
+    ([2**40, 2**40], r"out_size = \[1099511627776, 1099511627776\] for frames with B = 2, T = 8 "
+                     r"is too large"),
+    # 4097^2 pixels > 65535 blocks x 256 threads: past the kernel's 32-bit pixel index.
+    ([4097, 4097], r"out_size = \[4097, 4097\] gives 16785409 pixels per output frame"),
+])
+def test_cuda_refuses_sizes_too_large(out_size, message):
+    frames, sizes, boxes, flip = (x.cuda() for x in absurd_case())
+    with pytest.raises(RuntimeError, match="egoexo::crop_normalize: " + message):
+        crop_normalize(frames, sizes, boxes, flip, out_size, channels_last=True)
 
 
 @requires_cuda

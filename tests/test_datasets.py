@@ -1,10 +1,14 @@
 """Datasets on generated data in each official format: labels against the generator's ground
 truth, each data set's sampling rule with hand-worked frame indices, Charades clip targets and
 no-pair selection, EPIC fractions, detections on clip frames, teacher-score and teacher-embedding
-joins, bad-input handling, and frame folders left as JPEG bytes for decoding on the training
-device."""
+joins, bad-input handling, frame folders left as JPEG bytes for decoding on the training
+device, and teacher entries unusable for one video (score, embedding and detection rows, clips
+past the detections' frames): that video's samples fail, named once each, and the replaced
+batch goes through collate and the fused Interaction-Map op."""
 
+import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -18,8 +22,8 @@ from data.datasets import (CharadesEgoDataset, ClipDataset, EpicKitchensDataset,
 from data.detection_store import DetectionStoreError, build_detection_store
 from data.synthetic import (corrupt_video, make_charades_ego, make_epic55, make_epic100, make_kinetics,
                             make_ssv2)
-from data.teacher_targets import (TeacherTargetError, average_clip_log_probs, detections_path, save_detections,
-                                  save_teacher_embeddings, save_teacher_scores)
+from data.teacher_targets import (TeacherTargetError, average_clip_log_probs, detections_path, load_detections,
+                                  save_detections, save_teacher_embeddings, save_teacher_scores)
 from data.transforms import ClipSampling
 
 # small clips: 8 frames at stride 2 (a 16-frame Kinetics window, a 15-frame Charades/EPIC clip),
@@ -599,3 +603,231 @@ def test_charades_video_targets_open_the_video_once(data, monkeypatch):
     idx = sample["frame_indices"].float()
     expected = charades_multi_hot(c["actions"][sample["video_id"]], idx.min() / 24, idx.max() / 24)
     assert torch.equal(sample["label"], expected) and sample["fps"] == pytest.approx(24.0)
+
+
+# ----------------------------------------------------------------------------- unusable teacher entries
+# An entry wrong for one video fails that video's samples (replaced and named once in "failed" in
+# training, an error view in testing); nothing of it reaches collate or the Interaction-Map op.
+
+LOG_HALF = float(np.log(0.5))
+
+
+def raw_ego_scores(path, ids, bad=None):
+    """An ego score file for `ids` written as a broken tool might: rows log([0.5, 0.5]) except
+    bad = (video id, row) whose row is stored as given (float64, so overflow stays in the file)."""
+    scores = torch.full((len(ids), 2), LOG_HALF, dtype=torch.float64)
+    if bad is not None:
+        scores[ids.index(bad[0])] = torch.tensor(bad[1], dtype=torch.float64)
+    torch.save({"teacher": "ego", "kind": "log_probs", "video_ids": list(ids), "scores": scores}, path)
+    return str(path)
+
+
+def assert_replaced_once(ds, index, bad_id, *names):
+    """ds[index] (a training sample of video bad_id) comes from another video, and its "failed"
+    list is one message naming bad_id and each of `names`."""
+    assert ds.videos[index].video_id == bad_id
+    sample = ds[index]
+    assert ds.videos[sample["index"]].video_id != bad_id and sample["video_id"] != bad_id
+    assert len(sample["failed"]) == 1, sample["failed"]
+    message = sample["failed"][0]
+    assert message.startswith(f"{bad_id}: ") and all(name in message for name in names), message
+    return sample, message
+
+
+def targets_of(batch, like):
+    """The batch's Interaction-Map targets through the fused op, and by the SPEC reference."""
+    from losses.interaction_map import batch_interaction_targets, interaction_map_reference
+
+    det = batch["detections"]
+    want = interaction_map_reference(det["batch_index"], det["frame"], det["boxes"], det["scores"], det["kinds"],
+                                     scale=batch["scale"], crop_offset=batch["crop_offset"],
+                                     crop_size=batch["crop_size"], flip=batch["flip"],
+                                     num_frames=batch["frame_indices"].shape[1], map_size=like.shape[-1])
+    return batch_interaction_targets(batch, like), want
+
+
+BAD_SCORE_ROWS = [
+    ("NaN", [float("nan"), 0.0], "contains NaN or inf"),
+    ("inf", [float("inf"), LOG_HALF], "contains NaN or inf"),
+    ("-inf", [0.0, float("-inf")], "contains NaN or inf"),  # log of an exact zero: KD would give 0 * -inf = NaN
+    ("beyond float32", [0.0, -1e300], r"contains NaN or inf \(as float32\)"),
+    ("probabilities", [0.5, 0.5], r"is not log-probabilities \(logsumexp = 1\.193"),  # 0.5 + log 2 = 1.1931
+    ("unnormalised logits", [2.0, -1.0], r"is not log-probabilities \(logsumexp = 2\.049"),  # log(7.389 + 0.368)
+]
+
+
+@pytest.mark.parametrize("row, reason", [b[1:] for b in BAD_SCORE_ROWS], ids=[b[0] for b in BAD_SCORE_ROWS])
+def test_a_bad_score_row_fails_only_its_videos_samples(data, tmp_path, row, reason):
+    ids = sorted(data["kinetics"]["labels"])  # train and val videos
+    train = kinetics(data, True)
+    bad_id = train.videos[2].video_id
+    path = raw_ego_scores(tmp_path / "ego.pt", ids, (bad_id, row))
+    with pytest.warns(UserWarning, match=r"ego\.pt \(ego_score\): 1 unusable, e\.g\. .*ego\.pt: row \d+ \(video "
+                                         rf"'{bad_id}'\) " + reason):
+        ds = kinetics(data, True, ego_scores=path)
+    sample, message = assert_replaced_once(ds, 2, bad_id, path, f"row {ids.index(bad_id)} (video '{bad_id}')")
+    assert re.search(reason, message)
+    assert sample["ego_score"].tolist() == torch.full((2,), LOG_HALF).tolist()  # float32, as loaded
+    batch = collate_clips([sample, ds[0]])
+    assert batch["ego_score"].shape == (2, 2) and torch.isfinite(batch["ego_score"]).all()
+    assert batch["failed"] == [message]
+    # skip_videos_without_targets drops the video instead
+    kept = kinetics(data, True, ego_scores=path, skip_videos_without_targets=True)
+    assert bad_id not in [v.video_id for v in kept.videos] and len(kept.videos) == len(train.videos) - 1
+
+
+def test_a_bad_score_row_is_an_error_view_in_testing(data, tmp_path):
+    ids = sorted(data["kinetics"]["labels"])
+    val = kinetics(data, False)
+    bad_id = val.videos[1].video_id
+    path = raw_ego_scores(tmp_path / "ego.pt", ids, (bad_id, [float("nan"), 0.0]))
+    with pytest.warns(UserWarning, match="unusable"):
+        ds = kinetics(data, False, ego_scores=path)
+    views = [ds[6 + view] for view in range(6)]  # video 1's views
+    for view, sample in enumerate(views):
+        assert sample == {"index": 6 + view, "video_id": bad_id, "view": view, "error": sample["error"]}
+        assert sample["error"] == f"{path}: row {ids.index(bad_id)} (video '{bad_id}') contains NaN or inf (as float32)"
+    batch = collate_clips([ds[0], views[4], ds[12]])
+    assert batch["ego_score"].shape == (2, 2) and batch["errors"] == [(bad_id, 4, views[4]["error"])]
+
+
+def test_score_files_unusable_as_a_whole_stop_the_construction(data, tmp_path):
+    ids = sorted(data["kinetics"]["labels"])
+    wide = tmp_path / "wide.pt"
+    torch.save({"teacher": "ego", "kind": "log_probs", "video_ids": ids,
+                "scores": torch.full((len(ids), 3), float(np.log(1 / 3)))}, wide)
+    with pytest.raises(TeacherTargetError, match=r"wide\.pt: scores should be a float tensor \[N, 2\]"):
+        kinetics(data, True, ego_scores=str(wide))
+    probs = tmp_path / "probs.pt"  # every row probabilities: the file, not a row, is wrong
+    torch.save({"teacher": "ego", "kind": "log_probs", "video_ids": ids, "scores": torch.full((len(ids), 2), 0.5)},
+               probs)
+    with pytest.raises(TeacherTargetError, match=rf"probs\.pt: {len(ids)} of {len(ids)} row\(s\) are unusable"):
+        kinetics(data, True, ego_scores=str(probs))
+    with pytest.raises(TeacherTargetError, match=r"junk\.pt: not a readable torch\.save file"):
+        (tmp_path / "junk.pt").write_bytes(b"\x80\x02junk")
+        kinetics(data, True, ego_scores=str(tmp_path / "junk.pt"))
+
+
+def test_a_bad_embedding_row_fails_only_its_videos_samples(data, tmp_path):
+    ids = sorted(data["kinetics"]["labels"])
+    train = kinetics(data, True)
+    bad_id = train.videos[4].video_id
+    rows = torch.ones(len(ids), 3)
+    rows[ids.index(bad_id), 1] = float("nan")
+    path = str(tmp_path / "emb.pt")
+    torch.save({"teacher": "object", "kind": "embeddings", "video_ids": ids, "embeddings": rows}, path)
+    with pytest.warns(UserWarning, match=r"emb\.pt \(object embeddings\): 1 unusable"):
+        ds = kinetics(data, True, embeddings=[path])
+    sample, _ = assert_replaced_once(ds, 4, bad_id, path, f"row {ids.index(bad_id)}", "NaN or inf")
+    assert sample["extra_features"].tolist() == [1.0, 1.0, 1.0]
+
+
+# the store's rows of one video, changed after the build as a flipped bit or a hand edit would
+STORE_ROW_CHANGES = [
+    ("NaN box", "boxes", lambda a, r: a.__setitem__((r, 0), np.nan), "has a NaN/inf box"),
+    ("inf box", "boxes", lambda a, r: a.__setitem__((r, 3), np.inf), "has a NaN/inf box"),
+    ("x2 < x1", "boxes", lambda a, r: a.__setitem__((r, 2), a[r, 0] - 5), r"x1 > x2 or y1 > y2"),
+    ("negative height", "boxes", lambda a, r: a.__setitem__((r, 3), a[r, 1] - 1), r"x1 > x2 or y1 > y2"),
+    ("far outside the frame", "boxes", lambda a, r: a.__setitem__((r, 2), 1e9), "outside its video's frame_size"),
+    ("unknown kind", "kinds", lambda a, r: a.__setitem__(r, 2), "has a kind other than 0"),
+    ("score above 1", "scores", lambda a, r: a.__setitem__(r, 3.0), r"has a score outside \[0\.5, 1\]"),
+    ("frame past the recording", "frames", lambda a, r: a.__setitem__(r, 48), "has a frame outside its video"),
+    ("frames out of order", "frames", lambda a, r: a.__setitem__(r, a[r + 4]), "comes after a later frame"),
+]
+
+
+def tampered_store(data, tmp_path, video_id, name, change):
+    """A copy of the generated Kinetics store with `change(array, row)` applied to the array
+    `name` at the middle row of `video_id`'s rows; returns (store, row)."""
+    store = str(tmp_path / "store")
+    shutil.copytree(data["kinetics"]["detection_store"], store)
+    with open(os.path.join(store, "index.json")) as f:
+        start, end = json.load(f)["videos"][video_id]["rows"]
+    row = (start + end) // 2
+    path = os.path.join(store, f"{name}.npy")
+    array = np.load(path)
+    change(array, row)
+    np.save(path, array)
+    return store, row
+
+
+@pytest.mark.parametrize("name, change, rule", [c[1:] for c in STORE_ROW_CHANGES],
+                         ids=[c[0] for c in STORE_ROW_CHANGES])
+def test_a_bad_detection_row_fails_only_its_videos_samples(data, tmp_path, name, change, rule):
+    train = kinetics(data, True)
+    bad_id = train.videos[3].video_id
+    store, row = tampered_store(data, tmp_path, bad_id, name, change)
+    with pytest.warns(UserWarning, match=r"store \(detection store, by recording\): 1 unusable"):
+        ds = kinetics(data, True, detections=store)
+    sample, message = assert_replaced_once(ds, 3, bad_id, store, f"video '{bad_id}'")
+    assert re.search(rf"store: row \d+ \(video '{bad_id}', frame -?\d+, .*\) .*{rule}", message), message
+    if name != "frames":
+        assert f"row {row} " in message
+    # the replaced batch goes through collate and the fused op, whose maps are the reference's
+    batch = collate_clips([ds[0], sample, ds[5]])
+    assert batch["failed"] == [message] and batch["detections"]["boxes"].isfinite().all()
+    got, want = targets_of(batch, torch.zeros(3, 2, 8, 7, 7))
+    assert got.shape == (3, 2, 8, 7, 7) and torch.equal(got, want) and (got[:, 0].amax((1, 2, 3)) > 0).all()
+    # in testing the video's views are error entries naming the same row
+    val_store, _ = tampered_store(data, tmp_path / "val", kinetics(data, False).videos[0].video_id, name, change)
+    with pytest.warns(UserWarning, match="unusable"):
+        val = kinetics(data, False, detections=val_store)
+    assert all(re.search(rule, val[view]["error"]) for view in range(6)) and "error" not in val[6]
+
+
+def test_detections_past_the_decoded_video_fail_the_sample(data, tmp_path):
+    # detections made for a 20-frame cut of a 48-frame video: a clip past frame 19 is not theirs
+    k = data["kinetics"]
+    train = kinetics(data, True)
+    bad_id = train.videos[1].video_id
+    files = {v: detections_path(k["detections"], v) for v in k["labels"]}
+    short = load_detections(files[bad_id])
+    files[bad_id] = str(tmp_path / f"{bad_id}.pkl")
+    save_detections(files[bad_id], short.frame_size,
+                    {f: {"hand_dets": h, "obj_dets": o} for f, (h, o) in short.frames.items() if f < 20})
+    counts = {v: 20 if v == bad_id else k["num_frames"] for v in files}
+    store = build_detection_store(files, str(tmp_path / "store"), num_frames=counts)["store"]
+    ds = kinetics(data, True, detections=store)
+    failures = 0
+    for epoch in range(20):  # video 1's random 16-frame window of 48 often reaches past frame 19
+        ds.set_epoch(epoch)
+        sample = ds[1]
+        for message in sample["failed"]:  # one per load of a clip of video 1 past frame 19
+            assert re.fullmatch(rf"{bad_id}: .*store: video '{bad_id}': clip frame (2\d|3\d|4[0-7]) \(position \d\) is "
+                                r"outside the 20 frames \(0-based 0\.\.19\) its detections were made for: the decoded "
+                                r"video is not the one the detector ran on", message)
+        failures += len(sample["failed"])
+        if sample["video_id"] == bad_id:  # drawn first, or again as a replacement: then a clip inside frame 19
+            assert sample["frame_indices"].max() < 20
+    assert failures > 0
+
+
+def test_a_truncated_store_stops_the_construction(data, tmp_path):
+    store = str(tmp_path / "store")
+    shutil.copytree(data["kinetics"]["detection_store"], store)
+    path = os.path.join(store, "scores.npy")
+    os.truncate(path, os.path.getsize(path) - 4)
+    with pytest.raises(DetectionStoreError, match=r"scores\.npy: cannot memory-map this detection-store array"):
+        kinetics(data, True, detections=store)
+
+
+def test_unusable_entries_fail_the_same_way_in_data_loader_workers(data, tmp_path):
+    # the workers get pickled copies of the lenient tables and store: same failures, same batch
+    ids = sorted(data["kinetics"]["labels"])
+    train = kinetics(data, True)
+    bad_score, bad_boxes = train.videos[0].video_id, train.videos[5].video_id
+    scores = raw_ego_scores(tmp_path / "ego.pt", ids, (bad_score, [float("nan"), 0.0]))
+    store, _ = tampered_store(data, tmp_path, bad_boxes, "boxes", lambda a, r: a.__setitem__((r, 0), np.nan))
+    with pytest.warns(UserWarning, match=r"ego\.pt \(ego_score\): 1 unusable(.|\n)*store \(detection store"):
+        ds = kinetics(data, True, ego_scores=scores, detections=store)
+    in_process = [collate_clips([ds[i] for i in range(3)]), collate_clips([ds[i] for i in range(3, 6)])]
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=1, collate_fn=collate_clips)
+    batches = list(loader)
+    failed = [m for b in batches for m in b["failed"]]
+    # (a replacement may be drawn among the bad two again: one message per failed load)
+    assert {m.split(":")[0] for m in failed} == {bad_score, bad_boxes} and len(failed) >= 2
+    assert failed == [m for b in in_process for m in b["failed"]]
+    for got, want in zip(batches, in_process):
+        assert got["video_id"] == want["video_id"] and torch.equal(got["ego_score"], want["ego_score"])
+        assert bad_score not in got["video_id"] and bad_boxes not in got["video_id"]
+        assert torch.equal(got["detections"]["boxes"], want["detections"]["boxes"])

@@ -1,8 +1,10 @@
 """The detection store (data/detection_store.py): the three input formats, every ingest rule
 with its message, the trust flag of the pickle reader, the threshold, hand-worked clip
 lookups and random clips against `teacher_targets.clip_detections` on the source files,
-atomic builds, tampered stores refused at open, pickling for workers, and a Kinetics data set
-reading a store built from the generator's pickles."""
+atomic builds, tampered stores refused at open (or, opened with strict=False, only the
+tampered video's lookups refused), the per-frame box limit, clip frames outside the video,
+pickling for workers, and a Kinetics data set reading a store built from the generator's
+pickles."""
 
 import json
 import os
@@ -171,6 +173,8 @@ RULES = [
     ("other aspect", (96, 96), one_frame([det_row(1, 1, 5, 5, 0.9)]), {"video_sizes": {"v": (96, 128)}},
      r"frame_size \(96, 96\) is not the video's \(H, W\) = \(96, 128\) or a uniform rescale of it"),
     ("zero frame size", (0, 128), {}, {}, r"frame_size should be positive whole pixels"),
+    ("too many boxes on a frame", (96, 128), one_frame([det_row(1, 1, 5, 5, 0.9)] * 1001), {},
+     r"frame 3 has 1001 boxes with score >= 0\.5, more than the 1000 a frame may hold"),
 ]
 
 
@@ -186,6 +190,16 @@ def test_every_ingest_rule_names_file_frame_and_rule(tmp_path, rule, frame_size,
     assert re.search(r"v\.pkl: " + message, text), text
     assert [f["key"] for f in e.value.failures] == ["v"] and e.value.failures[0]["file"] == path
     assert not store.exists() and no_leftovers(tmp_path)
+
+
+def test_the_box_limit_counts_the_kept_rows_of_a_frame(tmp_path):
+    # 1000 kept boxes on frame 3 plus 5 under the threshold, and 1000 more on frame 4: accepted
+    rows = [det_row(1, 1, 5, 5, 0.9)] * 1000 + [det_row(1, 1, 5, 5, 0.2)] * 5
+    frames = {**one_frame(rows), **one_frame(rows[:1000], key="obj_dets", frame=4)}
+    report = build_detection_store({"v": write_pickle(tmp_path / "v.pkl", (96, 128), frames)}, str(tmp_path / "s"))
+    assert report["boxes_kept"] == 2000 and report["boxes_dropped"] == 5
+    store = DetectionStore(report["store"])
+    assert len(store.clip("v", [3, 4, 4], (96, 128))["frame"]) == 3000
 
 
 def test_skip_invalid_builds_without_the_bad_videos(tmp_path):
@@ -309,12 +323,17 @@ def test_random_clips_match_clip_detections_on_the_pickles(tmp_path, threshold):
     assert store.keys() == sorted(sizes)
     for _ in range(60):
         key = str(rng.choice(list(sizes)))
-        indices = rng.integers(-2, counts[key] + 3, size=int(rng.integers(1, 12)))  # repeats and out-of-video frames
+        indices = rng.integers(0, counts[key], size=int(rng.integers(1, 12)))  # repeats, frames without boxes
         for score_threshold in (threshold, 0.5, 0.8):
             if score_threshold < threshold:
                 continue
             want = clip_detections(load_detections(files[key]), indices, decoded[key], score_threshold)
             assert_same_detections(store.clip(key, torch.from_numpy(indices), decoded[key], score_threshold), want)
+    # a frame past the video's num_frames (or negative) is not looked up as "no boxes": it is refused
+    for key, bad in (("a", counts["a"]), ("b", -1)):
+        with pytest.raises(DetectionStoreError, match=rf"store: video {key!r}: clip frame {bad} \(position 1\) is "
+                                                      rf"outside "):
+            store.clip(key, [0, bad], decoded[key])
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -436,6 +455,74 @@ def test_a_tampered_store_is_refused_at_open(built_store, tmp_path, change, mess
     change(store)
     with pytest.raises(DetectionStoreError, match=message):
         DetectionStore(store)
+
+
+# the tamperings that break rows of one video, not the whole store
+ROW_TAMPERING = [t for t in TAMPERING if t[0] in (
+    "score > 1", "score under the threshold", "x1 > x2", "NaN box", "huge box", "kind 3", "frame beyond the video",
+    "frames out of order")]
+STORE_TAMPERING = [t for t in TAMPERING if t not in ROW_TAMPERING]
+
+
+@pytest.mark.parametrize("change, message", [t[1:] for t in ROW_TAMPERING], ids=[t[0] for t in ROW_TAMPERING])
+def test_a_bad_row_fails_only_its_video_when_opened_leniently(built_store, tmp_path, change, message):
+    store = str(tmp_path / "copy")
+    shutil.copytree(built_store, store)
+    change(store)
+    opened = DetectionStore(store, strict=False)
+    unusable = opened.unusable(opened.keys())
+    assert len(unusable) == 1, unusable
+    (key, reason), = unusable.items()
+    assert re.search(message, reason) and reason.startswith(f"{store}: row ")
+    # the row named lies in the rows of the video named (index.json)
+    row = int(re.match(rf"{re.escape(store)}: row (\d+) \(video {key!r}", reason).group(1))
+    with open(os.path.join(store, "index.json")) as f:
+        start, end = json.load(f)["videos"][key]["rows"]
+    assert start <= row < end
+    with pytest.raises(DetectionStoreError) as e:
+        opened.clip(key, np.arange(20), (120, 160))
+    assert str(e.value) == reason
+    # the other videos read as before, and the lenient store still pickles for workers
+    pristine = DetectionStore(built_store)
+    for other in set(opened.keys()) - {key}:
+        assert_same_detections(opened.clip(other, np.arange(20), (60, 80)),
+                               pristine.clip(other, np.arange(20), (60, 80)))
+    with pytest.raises(DetectionStoreError, match=re.escape(reason)):
+        pickle.loads(pickle.dumps(opened)).clip(key, [0], (120, 160))
+
+
+@pytest.mark.parametrize("change, message", [t[1:] for t in STORE_TAMPERING], ids=[t[0] for t in STORE_TAMPERING])
+def test_a_store_unusable_as_a_whole_is_refused_even_leniently(built_store, tmp_path, change, message):
+    store = str(tmp_path / "copy")
+    shutil.copytree(built_store, store)
+    change(store)
+    with pytest.raises(DetectionStoreError, match=message):
+        DetectionStore(store, strict=False)
+
+
+def test_a_truncated_array_is_refused_naming_the_file(built_store, tmp_path):
+    store = str(tmp_path / "copy")
+    shutil.copytree(built_store, store)
+    path = os.path.join(store, "boxes.npy")
+    os.truncate(path, os.path.getsize(path) - 16)  # the last row's bytes lost
+    with pytest.raises(DetectionStoreError, match=r"boxes\.npy: cannot memory-map this detection-store array .* "
+                                                  r"truncated or not a \.npy; rebuild the store"):
+        DetectionStore(store, strict=False)
+
+
+def test_a_clip_frame_with_too_many_rows_is_refused(built_store, monkeypatch):
+    import data.detection_store as detection_store
+
+    store = DetectionStore(built_store)
+    clip = store.clip("v0", np.arange(20), (120, 160))
+    frame = int(np.bincount(clip["frame"].numpy()).argmax())  # the clip's most crowded frame
+    rows = int((clip["frame"] == frame).sum())
+    assert rows >= 2
+    # a store built before the limit (or edited) may hold more than a frame may: lowered here to rows - 1
+    monkeypatch.setattr(detection_store, "MAX_BOXES_PER_FRAME", rows - 1)
+    with pytest.raises(DetectionStoreError, match=rf"video 'v0': frame {frame} holds {rows} rows, more than the "
+                                                  rf"{rows - 1} a frame may hold"):
+        store.clip("v0", np.arange(20), (120, 160))
 
 
 def test_a_folder_of_pickles_is_not_a_store(built_store):

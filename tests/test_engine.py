@@ -68,7 +68,7 @@ def test_evaluate_averages_or_maxes_views(monkeypatch):
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     model = _FixedModel(logits)
 
-    def fake_inputs(batch, model_, device):
+    def fake_inputs(batch, model_, device, *layout):
         model.current = batch["index"]
         return [torch.zeros(1)]
 
@@ -98,7 +98,7 @@ class _ScalarModel(torch.nn.Module):
 def _run_epoch(monkeypatch, losses, log_every, checkpoint_every):
     """One epoch of train_one_epoch whose step k has loss losses[k]; returns (stats, saves, log)."""
     import engine
-    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device: [torch.zeros(1)])
+    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device, *layout: [torch.zeros(1)])
     model = _ScalarModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     batches = [{"k": k, "failed": [], "video_id": ["v"]} for k in range(len(losses))]
@@ -128,7 +128,7 @@ def test_non_finite_loss_stops_before_a_checkpoint_is_written(monkeypatch):
         _run_epoch(monkeypatch, [1.0, float("nan"), 1.0, 1.0, 1.0, 1.0], log_every=100, checkpoint_every=4)
     import engine
     calls = []
-    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device: [torch.zeros(1)])
+    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device, *layout: [torch.zeros(1)])
     model = _ScalarModel()
     batches = [{"k": k, "failed": [], "video_id": ["v"]} for k in range(4)]
     values = [1.0, 1.0, float("inf"), 1.0]
@@ -138,3 +138,74 @@ def test_non_finite_loss_stops_before_a_checkpoint_is_written(monkeypatch):
                                steps_per_epoch=4, lr_at=lambda e: 0.0, device=torch.device("cpu"), autocast_dtype=None,
                                log=lambda m: None, log_every=100, checkpoint_every=2, save=calls.append)
     assert calls == [2]  # saved after step 2, stopped at step 4's check, nothing saved from step 3 on
+
+
+def test_log_records_hold_the_interval_means_of_every_term(monkeypatch):
+    import engine
+    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device, *layout: [torch.zeros(1)])
+    model = _ScalarModel()
+    losses = [1.0, 3.0, 5.0, 6.0, 10.0]
+    batches = [{"k": k, "failed": [], "video_id": ["v", "w"]} for k in range(len(losses))]
+    records = []
+    engine.train_one_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=0.0),
+                           lambda o, b: {"action": o["w"] * 0 + losses[b["k"]], "loss": o["w"] * 0 + 2 * losses[b["k"]]},
+                           epoch=3, start_step=0, steps_per_epoch=5, lr_at=lambda e: 0.1 * e,
+                           device=torch.device("cpu"), autocast_dtype=None, log=lambda m: None, log_every=2,
+                           record=lambda kind, **f: records.append((kind, f)))
+    assert [kind for kind, _ in records] == ["train"] * 3
+    assert [f["step"] for _, f in records] == [2, 4, 5]  # every 2 steps and the epoch's last
+    assert [f["loss"]["action"] for _, f in records] == [2.0, 5.5, 10.0]  # means over each interval
+    assert [f["progress"] for _, f in records] == [3.4, 3.8, 4.0]
+    assert records[0][1]["lr"] == pytest.approx(0.1 * (3 + 1 / 5))  # the LR of the interval's last step
+    assert all(0 <= f["data_wait"] <= 1 and f["clips_per_s"] > 0 and f["gpu_mem_gb"] is None for _, f in records)
+
+
+class _BNNet(torch.nn.Module):
+    """A BN layer between two fixed convolutions; takes the batch's clip as its only pathway."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1))
+        self.bn = torch.nn.BatchNorm3d(4)
+
+    def forward(self, inputs, extra=None):
+        return {"x": self.bn(self.conv(inputs[0]))}
+
+
+def test_precise_bn_sets_the_mean_of_the_batches_statistics(monkeypatch):
+    import engine
+    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device, *layout: [batch["clip"]])
+    torch.manual_seed(0)
+    net = _BNNet()
+    net.bn.running_mean.fill_(7.0)
+    batches = [{"clip": torch.randn(2, 3, 2, 4, 4) * (k + 1) + k} for k in range(4)]
+    used = engine.precise_bn(net, batches, num_batches=3, device=torch.device("cpu"), autocast_dtype=None)
+    assert used == 3
+    with torch.no_grad():
+        features = [net.conv(b["clip"]).transpose(0, 1).reshape(4, -1) for b in batches[:3]]
+    mean = torch.stack([f.mean(1) for f in features]).mean(0)
+    var = torch.stack([f.var(1, unbiased=True) for f in features]).mean(0)  # hand formula: the batches' average
+    assert torch.allclose(net.bn.running_mean, mean, atol=1e-6) and torch.allclose(net.bn.running_var, var, atol=1e-5)
+    assert net.bn.momentum == 0.1  # the layer's own momentum is back
+
+
+def test_freeze_bn_keeps_running_statistics_and_uses_them(monkeypatch):
+    import engine
+    monkeypatch.setattr(engine, "model_inputs", lambda batch, model, device, *layout: [batch["clip"]])
+    net = _BNNet()
+    before = net.bn.running_mean.clone()
+    batches = [{"clip": torch.randn(2, 3, 2, 4, 4) + 5, "failed": [], "video_id": ["a", "b"]} for _ in range(2)]
+    engine.train_one_epoch(net, batches, torch.optim.SGD(net.parameters(), lr=0.1),
+                           lambda o, b: {"loss": o["x"].mean()}, epoch=0, start_step=0, steps_per_epoch=2,
+                           lr_at=lambda e: 0.1, device=torch.device("cpu"), autocast_dtype=None, log=lambda m: None,
+                           log_every=1, freeze_bn=True)
+    assert torch.equal(net.bn.running_mean, before) and not net.bn.training
+    assert not torch.equal(net.bn.bias.detach(), torch.zeros(4))  # its affine parameters trained
+
+
+def test_input_format_follows_the_model():
+    import engine
+    net = _BNNet()
+    assert engine.input_format(net, None) == (torch.float32, False)
+    net = net.to(memory_format=torch.channels_last_3d)
+    assert engine.input_format(net, torch.bfloat16) == (torch.bfloat16, True)

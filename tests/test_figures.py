@@ -2,7 +2,10 @@
 and that both figures are written as valid PNGs."""
 
 import json
+import pathlib
+import re
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -331,3 +334,203 @@ def test_extremes_command_draws_frames_of_both_teachers(tmp_path, capsys):
     strip = figures.video_strip(str(tmp_path / "vid_a.mp4"), 3, height=48)
     assert strip.shape == (48, 3 * 64 + 2 * 2, 3) and strip.dtype == np.uint8
     assert (strip[:, 64:66] == 255).all()  # the gap between frames
+
+
+# ----------------------------------------------------------------------------- training curves
+
+
+def train_line(progress, lr, **loss):
+    """A "train" line as the training scripts write it (4 steps per epoch); None is a NaN."""
+    epoch = int(progress) if progress % 1 else int(progress) - 1
+    return {"kind": "train", "epoch": epoch, "step": round((progress - epoch) * 4),
+            "steps_per_epoch": 4, "progress": progress, "lr": lr, "loss": loss,
+            "clips_per_s": 100.0, "data_wait": 0.02, "gpu_mem_gb": None, "time": 1796120000.0}
+
+
+def eval_line(progress, **metrics):
+    return {"kind": "eval", "epoch": int(progress) - 1, "progress": progress, "metrics": metrics,
+            "videos": 4, "views": 120, "failed_views": 0, "time": 1796120100.0}
+
+
+def start_line(resumed_from=None):
+    return {"kind": "start", "time": 1796119000.0, "config": {"base_lr": 0.1},
+            "resumed_from": resumed_from}
+
+
+# Run A: trains to 2.5 epochs with a NaN ego loss at 1.0, is killed, and resumes from its
+# checkpoint at 1.0: the resumed run's lines from 1.5 on replace the first run's train lines at
+# 1.5, 2.0, 2.5 and drop its evaluation at 2.0 (the model evaluated there was trained again;
+# the resumed run has not evaluated it yet).
+RUN_A = [
+    start_line(),
+    {**train_line(0.5, 0.1, loss=3.0, action=2.0, ego=1.0), "grad_norm": 5.0},  # unknown key
+    train_line(1.0, 0.1, loss=2.5, action=1.5, ego=None),
+    {"kind": "epoch", "epoch": 0, "progress": 1.0, "loss": {"loss": 2.75}, "failed": 0,
+     "seconds": 2.0, "time": 1796120000.5},
+    eval_line(1.0, top1=10.0, top5=30.0),
+    train_line(1.5, 0.05, loss=2.0, action=1.2, ego=0.8),
+    train_line(2.0, 0.05, loss=1.8, action=1.0, ego=0.8),
+    eval_line(2.0, top1=20.0, top5=40.0),
+    {"kind": "profile", "progress": "n/a"},  # an unknown kind, unchecked and not drawn
+    train_line(2.5, 0.02, loss=1.7, action=0.9, ego=0.8),
+    start_line({"epoch": 1, "step": 0, "path": "runs/A/checkpoints/epoch_0001.pyth"}),
+    train_line(1.5, 0.05, loss=2.1, action=1.3, ego=0.8),
+    train_line(2.0, 0.05, loss=1.9, action=1.1, ego=0.7),
+    train_line(2.5, 0.02, loss=1.6, action=0.9, ego=0.6),
+]
+# Run B: killed after 1.5 epochs; the resumed run repeats the evaluation at 1.0 and is stopped
+# again: its evaluation replaces the first one, and the first run's training past 1.0 goes.
+RUN_B = [
+    train_line(0.5, 0.1, loss=4.0, action=4.0),
+    train_line(1.0, 0.1, loss=3.0, action=3.0),
+    eval_line(1.0, top1=5.0),
+    train_line(1.5, 0.1, loss=2.5, action=2.5),
+    start_line({"epoch": 1, "step": 0, "path": "runs/B/checkpoints/epoch_0001.pyth"}),
+    eval_line(1.0, top1=6.0),
+]
+EPOCHS_A = [0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+def write_log(path, records, blank_line_at=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(r, allow_nan=False) + "\n" for r in records]
+    if blank_line_at is not None:
+        lines.insert(blank_line_at, "\n")
+    path.write_text("".join(lines))
+    return str(path)
+
+
+def test_final_run_lines_drop_what_a_resumed_run_repeated(tmp_path):
+    records = figures.read_training_log(write_log(tmp_path / "A" / "log.jsonl", RUN_A, blank_line_at=13))
+    assert records == RUN_A  # as parsed, unknown kinds and keys included; the blank line skipped
+    train, evals = figures.final_run_lines(records)
+    assert [r["progress"] for r in train] == EPOCHS_A
+    assert [r["loss"]["loss"] for r in train] == [3.0, 2.5, 2.1, 1.9, 1.6]
+    assert [r["metrics"]["top1"] for r in evals] == [10.0]
+    train, evals = figures.final_run_lines(RUN_B)
+    assert [(r["progress"], r["loss"]["loss"]) for r in train] == [(0.5, 4.0), (1.0, 3.0)]
+    assert [(r["progress"], r["metrics"]["top1"]) for r in evals] == [(1.0, 6.0)]
+
+
+def test_trailing_mean_skips_non_finite_points():
+    assert figures.trailing_mean([1.0, 3.0, 5.0, 7.0], 1) == [1.0, 3.0, 5.0, 7.0]
+    assert figures.trailing_mean([1.0, 3.0, 5.0, 7.0], 3) == [1.0, 2.0, 3.0, 5.0]
+    # the null stays a gap, and its neighbours average the finite values of their window only
+    assert figures.trailing_mean([1.0, None, 5.0, 7.0], 2) == [1.0, None, 5.0, 6.0]
+
+
+def test_curves_command_writes_the_hand_worked_series_and_a_png(tmp_path, capsys):
+    logs = [write_log(tmp_path / "runA" / "log.jsonl", RUN_A),
+            write_log(tmp_path / "runB" / "log.jsonl", RUN_B)]
+    out = tmp_path / "figs" / "curves.png"
+    out.parent.mkdir()
+    figures.main(["curves", *logs, "--out", str(out), "--smooth", "2"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [
+        f"runA ({logs[0]}): 5 logged intervals up to epoch 2.5, 1 evaluations, 4 lines "
+        f"superseded by a resumed run",
+        f"runB ({logs[1]}): 2 logged intervals up to epoch 1, 1 evaluations, 2 lines "
+        f"superseded by a resumed run",
+        f"wrote {out}", f"wrote {tmp_path / 'figs' / 'curves.json'}"]
+    width, height = png_size(out)
+    assert 800 <= width <= 3000 and 400 <= height <= 2000
+
+    saved = json.loads((tmp_path / "figs" / "curves.json").read_text())
+    assert saved["runs"] == [{"label": "runA", "log": logs[0]}, {"label": "runB", "log": logs[1]}]
+    assert saved["smooth"] == 2
+    assert list(saved["loss"]) == ["loss", "action", "ego"]  # the weighted sum first
+    a, b = saved["loss"]["loss"]["runA"], saved["loss"]["loss"]["runB"]
+    assert a["progress"] == EPOCHS_A and a["value"] == [3.0, 2.5, 2.1, 1.9, 1.6]
+    assert a["smoothed"] == pytest.approx([3.0, 2.75, 2.3, 2.0, 1.75])
+    assert b == {"progress": [0.5, 1.0], "value": [4.0, 3.0], "smoothed": [4.0, 3.5]}
+    assert saved["loss"]["action"]["runA"]["value"] == [2.0, 1.5, 1.3, 1.1, 0.9]
+    assert saved["loss"]["action"]["runB"]["value"] == [4.0, 3.0]
+    # run B has no ego term: no line of it in that panel; the NaN at 1.0 is a null (a gap)
+    assert saved["loss"]["ego"] == {"runA": {"progress": EPOCHS_A, "value": [1.0, None, 0.8, 0.7, 0.6],
+                                             "smoothed": pytest.approx([1.0, None, 0.8, 0.75, 0.65])}}
+    assert saved["lr"] == {"runA": {"progress": EPOCHS_A, "value": [0.1, 0.1, 0.05, 0.05, 0.02]},
+                           "runB": {"progress": [0.5, 1.0], "value": [0.1, 0.1]}}
+    assert saved["eval"] == {"top1": {"runA": {"progress": [1.0], "value": [10.0]},
+                                      "runB": {"progress": [1.0], "value": [6.0]}},
+                             "top5": {"runA": {"progress": [1.0], "value": [30.0]}}}
+
+
+def test_curves_labels_and_terms_choose_what_is_drawn(tmp_path, capsys):
+    logs = [write_log(tmp_path / "x" / "log.jsonl", RUN_A), write_log(tmp_path / "y" / "log.jsonl", RUN_B)]
+    out = tmp_path / "c.png"
+    figures.main(["curves", *logs, "--out", str(out), "--labels", "Ego-Exo, Third-only",
+                  "--terms", "ego,action"])
+    saved = json.loads((tmp_path / "c.json").read_text())
+    assert [run["label"] for run in saved["runs"]] == ["Ego-Exo", "Third-only"]
+    assert list(saved["loss"]) == ["ego", "action"]
+    assert saved["loss"]["action"]["Third-only"] == {"progress": [0.5, 1.0], "value": [4.0, 3.0]}
+    assert "smoothed" not in saved["loss"]["action"]["Ego-Exo"]  # --smooth 1: raw only
+    png_size(out)
+    capsys.readouterr()
+    for extra, message in [
+            (["--terms", "action,hand_map"], r"no log has the loss term\(s\) 'hand_map'; they have "
+                                             r"loss, action, ego"),
+            (["--labels", "one"], r"--labels 'one': expected 2 non-empty comma-separated labels"),
+            (["--labels", "a,a"], r"--labels repeat a"),
+            (["--smooth", "0"], r"--smooth should be >= 1, got 0")]:
+        with pytest.raises(SystemExit) as stop:
+            figures.main(["curves", *logs, "--out", str(out), *extra])
+        assert stop.value.code == 2
+        assert re.search(message, capsys.readouterr().err), extra
+    with pytest.raises(SystemExit):
+        figures.main(["curves", logs[0], str(tmp_path / "z" / "log.jsonl"), "--out", str(out)])
+    assert "z/log.jsonl: training log not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        figures.main(["curves", logs[0], "--out", str(tmp_path / "c.svg")])
+    assert "expected a .png path" in capsys.readouterr().err
+    only_started = write_log(tmp_path / "new" / "log.jsonl", [start_line()])
+    with pytest.raises(SystemExit):
+        figures.main(["curves", only_started, "--out", str(out)])
+    assert 'new/log.jsonl: no "train" lines yet' in capsys.readouterr().err
+
+
+GOOD_LINE = json.dumps(train_line(0.5, 0.1, loss=1.0))
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ('{"kind": "train", "progress": 0.5', r"not JSON \(Expecting ',' delimiter at column 34\)"),
+    ('{"progress": 0.5, "lr": 0.1, "loss": {}}', r'expected an object with a "kind" string .*got no kind'),
+    ('[1, 2]', r"expected a JSON object, got list"),
+    ('{"kind": "train", "progress": 1.0, "lr": 0.1, "loss": {"loss": NaN}}',
+     r"NaN is not JSON \(a non-finite value is written as null\)"),
+    ('{"kind": "train", "progress": 1.0, "lr": 0.1, "loss": {"loss": 1e999}}',
+     r"1e999 is out of the range of a float"),
+    ('{"kind": "train", "progress": "1.0", "lr": 0.1, "loss": {}}',
+     r'"progress" should be a finite number of epochs >= 0'),
+    ('{"kind": "train", "progress": 1.0, "loss": {}}', r'a "train" line needs "lr"'),
+    ('{"kind": "eval", "progress": 1.0, "metrics": {"top1": "61%"}}',
+     r"\"metrics\" entry 'top1' should be a number or null, got '61%'"),
+])
+def test_a_bad_log_line_is_named_by_file_and_line(tmp_path, bad_line, message):
+    path = tmp_path / "log.jsonl"
+    path.write_text(GOOD_LINE + "\n" + bad_line + "\n" + GOOD_LINE + "\n")
+    with pytest.raises(figures.FigureInputError, match=rf"log\.jsonl:2: {message}"):
+        figures.read_training_log(path)
+
+
+def test_a_line_cut_short_by_a_killed_run_is_skipped(tmp_path):
+    path = tmp_path / "log.jsonl"
+    cut = '{"kind": "train", "progr'
+    path.write_text(GOOD_LINE + "\n" + cut + "\n" + '{"kind": "start", "config": {}}' + "\n" + GOOD_LINE + "\n")
+    assert [r["kind"] for r in figures.read_training_log(path)] == ["train", "start", "train"]
+    path.write_text(GOOD_LINE + "\n" + cut)  # the last line, as a log read while its run was killed
+    assert len(figures.read_training_log(path)) == 1
+
+
+def test_curves_exits_2_with_one_line_on_a_bad_log(tmp_path):
+    path = tmp_path / "run" / "log.jsonl"
+    path.parent.mkdir()
+    path.write_text(GOOD_LINE + "\n\n" + "epoch 1 step 4/4 loss 2.3\n" + GOOD_LINE + "\n")
+    repo = pathlib.Path(figures.__file__).resolve().parent
+    done = subprocess.run([sys.executable, str(repo / "figures.py"), "curves", str(path),
+                           "--out", str(tmp_path / "c.png")], cwd=repo, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"figures.py curves: {path}:3: not JSON (Expecting value at "
+                                        f"column 1); expected one JSON object per line"]
+    assert done.stdout == "" and not (tmp_path / "c.png").exists()

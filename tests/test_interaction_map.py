@@ -1,6 +1,7 @@
 """egoexo::interaction_map (Interaction-Map soft targets, SPEC section 3): the fused op against
 a hand-worked case and against the plain-Python reference (bit for bit), the vectorised
-baseline likewise, opcheck, bad input, and the CUDA kernel against the CPU one (GPU only)."""
+baseline likewise, opcheck, bad input, sizes too large for int64, and the CUDA kernel against
+the CPU one (GPU only)."""
 import numpy as np
 import pytest
 import torch
@@ -279,6 +280,45 @@ def test_bad_scalars():
         call(interaction_map, case, map_size=0)
 
 
+TOO_LARGE = [
+    # (what, B, num_frames, map_size, expected words in the message)
+    ("map_size 2^40", 2, 8, 2**40,
+     r"num_frames = 8 and map_size = 1099511627776 for B = 2 samples \(scale.size\(0\)\) are too "
+     r"large: the Float output \[B, 2, num_frames, map_size, map_size\] = "
+     r"\[2, 2, 8, 1099511627776, 1099511627776\] would hold more than 2\^63 - 1 bytes"),
+    # B * T wraps around to 0 in int64: the per-(sample, frame) table was then written past.
+    ("num_frames 2^62", 4, 2**62, 7,
+     r"num_frames = 4611686018427387904 and map_size = 7 for B = 4"),
+    # 2^61 elements fit in int64, their 4-byte count does not.
+    ("bytes overflow", 2, 2**59, 1, r"num_frames = 576460752303423488 and map_size = 1 for B = 2"),
+]
+
+
+@pytest.mark.parametrize("what,B,num_frames,map_size,message", TOO_LARGE,
+                         ids=[t[0] for t in TOO_LARGE])
+def test_sizes_too_large_for_int64_are_refused(what, B, num_frames, map_size, message):
+    """Absurd sizes (which used to crash the process) are refused before anything is allocated,
+    naming the op and the arguments, whether or not there are boxes to paint."""
+    case = {**random_case(19, B, 3, 7, 2), "num_frames": num_frames, "map_size": map_size}
+    no_boxes = {**case, **{k: case[k][:0] for k in ("batch_index", "frame_index", "boxes",
+                                                    "scores", "kinds")}}
+    for args in (case, no_boxes):
+        with pytest.raises(RuntimeError, match="egoexo::interaction_map: " + message):
+            torch.ops.egoexo.interaction_map(*op_args(**args))
+    with pytest.raises(RuntimeError, match="egoexo::interaction_map: " + message):
+        call(interaction_map, case)
+
+
+def test_output_too_large_for_memory_names_the_op():
+    """2^58 float32 cells: countable in int64, but 2^60 bytes, more than any 64-bit address
+    space (2^57 bytes at most): the allocator refuses it, and the error names the op."""
+    case = {**random_case(19, 2, 3, 7, 2), "num_frames": 2**56, "map_size": 1}
+    with pytest.raises(RuntimeError, match=r"egoexo::interaction_map: could not allocate the "
+                       r"output \[B, 2, num_frames, map_size, map_size\] = "
+                       r"\[2, 2, 72057594037927936, 1, 1\]"):
+        torch.ops.egoexo.interaction_map(*op_args(**case))
+
+
 @requires_cuda
 @pytest.mark.parametrize("hard", [False, True])
 @pytest.mark.parametrize("drop_outside", [False, True])
@@ -298,3 +338,11 @@ def test_cuda_opcheck_and_empty():
     per_box = ("batch_index", "frame_index", "boxes", "scores", "kinds")
     empty = {**case, **{k: case[k][:0] for k in per_box}}
     assert not call(interaction_map, empty).any()
+
+
+@requires_cuda
+def test_cuda_refuses_sizes_too_large():
+    case = {**random_case(19, 2, 3, 7, 2, device="cuda"), "map_size": 2**40}
+    with pytest.raises(RuntimeError, match=r"egoexo::interaction_map: num_frames = 3 and "
+                       r"map_size = 1099511627776 for B = 2 samples"):
+        torch.ops.egoexo.interaction_map(*op_args(**case))

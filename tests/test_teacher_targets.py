@@ -1,5 +1,6 @@
 """Teacher-score, teacher-embedding and detection files: format round trips, validation errors,
-and the clip detections mapping on hand-worked cases."""
+the row rules (strict reads refuse a bad row; strict=False reads fail only its lookup, naming
+file, row and video), and the clip detections mapping on hand-worked cases."""
 
 import math
 import pickle
@@ -50,7 +51,8 @@ def test_object_scores_need_1000_classes(tmp_path):
     good = torch.log_softmax(torch.randn(2, 1000), dim=1)
     save_teacher_scores(tmp_path / "obj.pt", "object", ["a", "b"], good)
     assert load_teacher_scores(tmp_path / "obj.pt").scores.shape == (2, 1000)
-    with pytest.raises(TeacherTargetError, match=r"scores should be a tensor \[N, 1000\].*got \(2, 10\)"):
+    with pytest.raises(TeacherTargetError, match=r"scores should be a float tensor \[N, 1000\] \(N >= 1 videos\) for "
+                                                 r"the 'object' teacher, got torch\.float32 \(2, 10\)"):
         save_teacher_scores(tmp_path / "bad.pt", "object", ["a", "b"], torch.log_softmax(torch.randn(2, 10), 1))
 
 
@@ -59,11 +61,20 @@ def write_raw(path, **blob):
     return path
 
 
+LOG_HALF = math.log(0.5)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(scores=torch.tensor([[0.5, 0.5], [0.2, 0.8]])), "not log-probabilities"),
     (dict(scores=torch.tensor([[float("nan"), 0.0], [-0.7, -0.7]])), "NaN or inf"),
+    # a float64 row float32 cannot hold: -1e300 becomes -inf, which would make the KD loss NaN
+    (dict(scores=torch.tensor([[0.0, -1e300], [LOG_HALF, LOG_HALF]], dtype=torch.float64)),
+     r"1 of 2 row\(s\) are unusable as targets, e\.g\. row 0 \(video 'a'\) contains NaN or inf \(as float32\)"),
+    (dict(scores=torch.tensor([[0, -1000], [0, -1000]])), r"scores should be a float tensor .*got torch\.int64"),
+    (dict(scores=torch.zeros(0, 2), video_ids=[]), r"N >= 1 videos.*got torch\.float32 \(0, 2\)"),
     (dict(video_ids=["a"]), "one per score row"),
     (dict(video_ids=["a", "a"]), "duplicate video ids"),
+    (dict(video_ids=["a", ["b"]]), r"not non-empty strings: entry 1 = \['b'\]"),  # unhashable: no TypeError
     (dict(kind="probs"), "kind should be 'log_probs'"),
     (dict(teacher="hand"), "teacher should be one of"),
 ])
@@ -73,6 +84,41 @@ def test_bad_score_files_are_rejected(tmp_path, change, message):
     path = write_raw(tmp_path / "s.pt", **blob)
     with pytest.raises(TeacherTargetError, match=message):
         load_teacher_scores(path)
+
+
+def test_lenient_scores_fail_only_the_bad_rows_lookups(tmp_path):
+    # rows: a good log-distribution, NaN, probabilities instead of log-probabilities, good
+    good = [LOG_HALF, LOG_HALF]
+    rows = torch.tensor([good, [float("nan"), 0.0], [0.25, 0.75], [math.log(0.25), math.log(0.75)]])
+    path = write_raw(tmp_path / "s.pt", teacher="ego", kind="log_probs", video_ids=["a", "b", "c", "d"], scores=rows)
+    with pytest.raises(TeacherTargetError, match=r"s\.pt: 2 of 4 row\(s\) are unusable as targets, e\.g\. row 1 "
+                                                 r"\(video 'b'\) contains NaN or inf"):
+        load_teacher_scores(path)  # strict by default
+    scores = load_teacher_scores(path, teacher="ego", strict=False)
+    assert scores["a"].tolist() == rows[0].tolist() and scores["d"].tolist() == rows[3].tolist()
+    assert sorted(scores.bad_rows) == [1, 2] and list(scores.unusable(["a", "b", "c", "x"])) == ["b", "c"]
+    with pytest.raises(TeacherTargetError, match=r"s\.pt: row 1 \(video 'b'\) contains NaN or inf \(as float32\)"):
+        scores["b"]
+    # logsumexp(0.25, 0.75) = log(e^0.25 + e^0.75) = log(1.2840 + 2.1170) = log(3.4010) = 1.224
+    with pytest.raises(TeacherTargetError, match=r"s\.pt: row 2 \(video 'c'\) is not log-probabilities \(logsumexp "
+                                                 r"= 1\.224, not 0"):
+        scores["c"]
+    assert scores.unusable(["b"]) == {"b": f"{path}: row 1 (video 'b') contains NaN or inf (as float32)"}
+    # a file with no usable row is unusable as a whole (probabilities stored instead of their logs)
+    probs = write_raw(tmp_path / "p.pt", teacher="ego", kind="log_probs", video_ids=["a", "b"],
+                      scores=torch.tensor([[0.5, 0.5], [0.25, 0.75]]))
+    with pytest.raises(TeacherTargetError, match=r"p\.pt: 2 of 2 row\(s\) are unusable as targets"):
+        load_teacher_scores(probs, strict=False)
+
+
+def test_lenient_embeddings_fail_only_the_bad_rows_lookups(tmp_path):
+    rows = torch.tensor([[1.0, 2.0], [1e300, 0.0], [3.0, 4.0]], dtype=torch.float64)
+    path = write_raw(tmp_path / "e.pt", teacher="ego", kind="embeddings", video_ids=["a", "b", "c"], embeddings=rows)
+    table = load_teacher_embeddings(path, strict=False)
+    assert table["c"].tolist() == [3.0, 4.0] and table["c"].dtype == torch.float32
+    assert table.unusable(["a", "b", "c"]) == {"b": f"{path}: row 1 (video 'b') contains NaN or inf (as float32)"}
+    with pytest.raises(TeacherTargetError, match=r"e\.pt: row 1 \(video 'b'\) contains NaN or inf"):
+        table["b"]
 
 
 def test_missing_score_file(tmp_path):
@@ -98,8 +144,9 @@ def test_embeddings_round_trip_with_metadata(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (dict(embeddings=torch.tensor([[1.0, float("inf")], [0.0, 0.0]])),
-     r"1 row\(s\) contain NaN or inf, e\.g\. \['a'\]"),
-    (dict(embeddings=torch.tensor([[1e300, 0.0], [0.0, 0.0]], dtype=torch.float64)), r"NaN or inf, e\.g\. \['a'\]"),
+     r"1 of 2 row\(s\) are unusable as targets, e\.g\. row 0 \(video 'a'\) contains NaN or inf"),
+    (dict(embeddings=torch.tensor([[1e300, 0.0], [0.0, 0.0]], dtype=torch.float64)),
+     r"row 0 \(video 'a'\) contains NaN or inf \(as float32\)"),
     (dict(embeddings=torch.zeros(2)), r"float tensor \[N, D\].*got torch\.float32 \(2,\)"),
     (dict(embeddings=torch.zeros(2, 0)), r"D >= 1, got torch\.float32 \(2, 0\)"),
     (dict(embeddings=torch.zeros(2, 3, dtype=torch.int64)), r"float tensor .*torch\.int64"),

@@ -233,7 +233,7 @@ def test_killed_finetuning_resumes_to_the_same_weights(data, tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen(command(killed, **settings), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
-    while not (killed / "last.pyth").exists():
+    while not list(killed.glob("checkpoint_epoch*.pyth")):
         assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
         time.sleep(0.05)
     time.sleep(1.0)
