@@ -114,6 +114,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     ratios: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    compute: dict = field(default_factory=dict)  # counted GFLOPs of the steps (not timings)
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -233,6 +234,21 @@ def pytorchvideo_step(args, spec, batch: dict, device: torch.device) -> Callable
     return step
 
 
+def step_gflops(arch: str, crop: int, **heads) -> float:
+    """Forward + backward GFLOPs per clip of a model's step (convolutions and linear layers,
+    a multiply-add counted once), counted on the meta device: the compute the two steps differ
+    by, a yardstick for the measured ratio that no machine load disturbs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(arch, NUM_CLASSES, dropout=0.0, **heads)
+        inputs = [torch.empty(1, 3, t, crop, crop) for t in model.input_spec.pathway_frames]
+        with FlopCounterMode(display=False) as counter:
+            outputs = model(inputs)
+            sum(v.float().sum() for k, v in outputs.items() if k != "feature").backward()
+    return counter.get_total_flops() / 2 / 1e9
+
+
 def time_interleaved(steps: dict[str, Callable[[], None]], device: torch.device, warmup: int,
                      repeats: int) -> dict[str, list[float]]:
     """Seconds of each timed step, the steps of the configurations alternating (their order
@@ -298,6 +314,11 @@ def cpu_section(args, dataset, report: Report) -> None:
         report.skip("pytorchvideo create_slowfast row: pytorchvideo is not installed (not a dependency)")
     else:
         steps["pytorchvideo create_slowfast (CE)"] = reference
+    egoexo_gflops = step_gflops(args.arch, args.crop, ego_head=True, object_head=True, interaction_head=True)
+    plain_gflops = step_gflops(args.arch, args.crop)
+    report.compute = {"egoexo_step_gflops_per_clip": egoexo_gflops, "plain_step_gflops_per_clip": plain_gflops}
+    print(f"  compute per clip (forward + backward, counted): Ego-Exo {egoexo_gflops:.2f} GFLOPs, plain "
+          f"{plain_gflops:.2f} GFLOPs, {egoexo_gflops / plain_gflops:.3f}x the work")
     times = time_interleaved(steps, device, args.warmup, args.repeats)
     rows = {name: report.add(Row(name, "cpu", args.batch, seconds)) for name, seconds in times.items()}
     names = list(steps)
@@ -404,7 +425,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": host, "settings": vars(args), "rows": [r.as_json() for r in report.rows],
-                       "ratios": report.ratios, "skipped": report.skipped}, f, indent=1)
+                       "ratios": report.ratios, "compute": report.compute,
+                       "skipped": report.skipped}, f, indent=1)
         print(f"\nwrote {args.json}")
 
 
