@@ -120,7 +120,11 @@ class InputSpec:
         t = frames.shape[-3]
         if t % self.alpha:
             raise ValueError(f"clip has {t} frames, not a multiple of alpha={self.alpha}")
-        return [frames.index_select(-3, slow_frame_index(t, t // self.alpha, frames.device)), frames]
+        slow = frames.index_select(-3, slow_frame_index(t, t // self.alpha, frames.device))
+        if frames.dim() == 5 and frames.is_contiguous(memory_format=torch.channels_last_3d) \
+                and not frames.is_contiguous():
+            slow = slow.contiguous(memory_format=torch.channels_last_3d)  # in the layout the network reads
+        return [slow, frames]
 
 
 def slow_frame_index(num_frames: int, slow_frames: int, device=None) -> torch.Tensor:

@@ -439,3 +439,12 @@ def test_channels_last_3d_matches_contiguous():
     for key in ref:
         scale = ref[key].abs().max().item()
         assert torch.allclose(out[key], ref[key], rtol=1e-4, atol=1e-4 * scale), key
+
+
+def test_pack_keeps_a_channels_last_clip_channels_last():
+    from models import build_model
+    spec = build_model("slowfast_8x8_r50", 4).input_spec
+    clip = torch.randn(2, 3, 32, 8, 8).contiguous(memory_format=torch.channels_last_3d)
+    slow, fast = spec.pack(clip)
+    assert fast is clip and slow.is_contiguous(memory_format=torch.channels_last_3d) and not slow.is_contiguous()
+    assert torch.equal(slow, spec.pack(clip.contiguous())[0])
