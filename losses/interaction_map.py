@@ -105,8 +105,8 @@ def batch_interaction_targets(batch: dict, like: torch.Tensor, *, hard: bool = F
     head_frames, map_size = like.shape[2], like.shape[3]
     maps = interaction_map(
         dets["batch_index"], dets["frame"], dets["boxes"], dets["scores"], dets["kinds"],
-        scale=batch["scale"].to(device), crop_offset=batch["crop_offset"].to(device),
-        crop_size=batch["crop_size"].to(device), flip=batch["flip"].to(device),
+        scale=batch["scale"].to(device, non_blocking=True), crop_offset=batch["crop_offset"].to(device, non_blocking=True),
+        crop_size=batch["crop_size"].to(device, non_blocking=True), flip=batch["flip"].to(device, non_blocking=True),
         num_frames=num_frames, map_size=map_size, hard=hard, drop_outside=drop_outside,
         slow_frames=head_frames,
     )
