@@ -15,7 +15,28 @@ scores >= 0.6, plus low-score distractors that the reader must drop), converted 
 detection store that training reads (data/detection_store.py, threshold 0.5), and each
 `make_*` returns the ground truth (labels, boxes, paths) next to the paths it wrote.
 
-CLI: `python -m data.synthetic --out DIR --dataset kinetics|charades_ego|epic100|epic55|ssv2|all`.
+Two options (both off by default; off, every file and result is as without them) make the
+detections carry what the downstream task needs, so that learning from them can help:
+  make_kinetics(distractors=D)
+                  every video also shows D untouched squares in other palette colours, static or
+                  slowly drifting, placed mostly off the moving pair's path and drawn behind it.
+                  The detections still hold the hand and the one object it touches (100DOH
+                  reports the object in contact), so the Interaction-Map targets say *which* of
+                  several objects is held. The squares come from a random stream of their own:
+                  the pair, background and detections are the same as with D = 0.
+  make_charades_ego(interaction_classes=True)
+                  every frame shows one object of each class colour in a row (fixed in the
+                  scene, order shuffled per recording), so seeing a colour says nothing; an
+                  action is active exactly while a hand touches (its box overlaps) the object
+                  of its class's colour, and no hand box overlaps an untouched object's box.
+                  Two actions at once: each hand holds one; none: the hands rest below the row.
+                  First person: big hands entering from the bottom, camera shake; third person:
+                  a small figure walking to the objects and reaching with small hands. The
+                  detections hold the two hands and only the touched objects. The CSVs are
+                  written exactly as without the option.
+
+CLI: `python -m data.synthetic --out DIR --dataset kinetics|charades_ego|epic100|epic55|ssv2|all
+[--kinetics-distractors D] [--charades-interaction-classes]`.
 """
 
 from __future__ import annotations
@@ -27,6 +48,7 @@ import math
 import os
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -52,6 +74,7 @@ SSV2_TEMPLATES = {"left_to_right": "Moving [something] from left to right",
                   "down_to_up": "Moving [something] up", "up_to_down": "Moving [something] down"}
 EPIC_VERBS = (("take", "down_to_up"), ("put", "up_to_down"), ("open", "growing"), ("wash", "circling"))
 EPIC_NOUNS = ("tap", "plate", "cup", "knife", "pan", "spoon", "bowl", "lid")
+_DISTRACTOR_TRIES = 24  # random placements tried per distractor square; the one least in the way is kept
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -111,19 +134,73 @@ def _paint_rect(frame, x1, y1, x2, y2, colour):
     frame[r0:r1, c0:c1] = colour
 
 
+class InteractionVideo(NamedTuple):
+    """What `render_interaction` drew; boxes are x1, y1, x2, y2 in frame pixels (clipped)."""
+    frames: np.ndarray              # uint8 [T, H, W, 3]
+    hands: np.ndarray               # float32 [T, 4]
+    objects: np.ndarray             # float32 [T, 4], the object the hand touches
+    distractors: np.ndarray         # float32 [T, D, 4], the untouched rectangles (D = 0 without them)
+    distractor_colours: np.ndarray  # float32 [D, 3], their palette colours
+
+
+def _place_distractors(count: int, path: list[np.ndarray], size: tuple[int, int], num_frames: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Scene boxes float32 [T, count, 4] of `count` static or slowly drifting squares, each the
+    best of a few random tries at staying off `path` (the pair's boxes, x1, y1, x2, y2 rows)
+    and off the squares placed before it."""
+    h, w = size
+    taken = np.zeros((h, w), np.int32)  # pixels the pair ever covers, then the placed squares too
+
+    def cover(box, value):
+        r0, r1 = int(max(math.floor(box[1]), 0)), int(min(math.ceil(box[3]), h))
+        c0, c1 = int(max(math.floor(box[0]), 0)), int(min(math.ceil(box[2]), w))
+        taken[r0:r1, c0:c1] = np.maximum(taken[r0:r1, c0:c1], value)
+
+    for box in path:
+        cover(box, 1)
+    s = np.linspace(0.0, 1.0, num_frames)[:, None]
+    boxes = np.empty((num_frames, count, 4), np.float32)
+    for k in range(count):
+        best, best_cost = None, math.inf
+        for _ in range(_DISTRACTOR_TRIES):
+            half = rng.uniform(0.08, 0.13) * h  # about the pair's object size, so size does not tell
+            start = rng.uniform([half, half], [w - half, h - half])
+            end = np.clip(start + rng.uniform(-0.08, 0.08, 2) * h, [half, half], [w - half, h - half])
+            centre = start + (end - start) * s  # [T, 2]
+            swept = np.concatenate([centre.min(0) - half, centre.max(0) + half])
+            r0, r1 = int(max(math.floor(swept[1]), 0)), int(min(math.ceil(swept[3]), h))
+            c0, c1 = int(max(math.floor(swept[0]), 0)), int(min(math.ceil(swept[2]), w))
+            cost = float(taken[r0:r1, c0:c1].sum())
+            if cost < best_cost:
+                best, best_cost = (centre, half, swept), cost
+        centre, half, swept = best
+        boxes[:, k] = np.concatenate([centre - half, centre + half], axis=1)
+        cover(swept, 2)  # overlapping another square costs more than crossing the pair's path
+    return boxes
+
+
 def render_interaction(motion: str, num_frames: int, size: tuple[int, int], rng: np.random.Generator,
                        colour: np.ndarray | None = None, hand_scale: float = 1.0, shake: int = 0,
-                       background: np.ndarray | None = None, with_object: bool = True):
+                       background: np.ndarray | None = None, with_object: bool = True,
+                       distractors: int = 0, distractor_rng: np.random.Generator | None = None) -> InteractionVideo:
     """A hand touching an object that moves by `motion`.
 
-    Returns (frames uint8 [T, H, W, 3], hand boxes float32 [T, 4], object boxes [T, 4]) with
-    boxes x1, y1, x2, y2 in frame pixels (clipped to the frame). `hand_scale` > 1 gives the big
-    near hands of first-person video; `shake` > 0 moves the whole view by up to that many pixels
-    per frame (a random walk), boxes included. `background` (float32 [H + 8*shake, W + 8*shake,
-    3]) lets several calls share one scene; `with_object=False` draws the hand alone (its
-    object boxes are then empty, x2 = x1).
+    Returns an InteractionVideo (frames, hand boxes, object boxes, distractor boxes and colours)
+    with boxes x1, y1, x2, y2 in frame pixels (clipped to the frame). `hand_scale` > 1 gives
+    the big near hands of first-person video; `shake` > 0 moves the whole view by up to that
+    many pixels per frame (a random walk), boxes included. `background` (float32 [H + 8*shake,
+    W + 8*shake, 3]) lets several calls share one scene; `with_object=False` draws the hand
+    alone (its object boxes are then empty, x2 = x1). `distractors` > 0 adds that many
+    untouched squares in other palette colours, behind the pair and mostly off its path;
+    they are drawn from `distractor_rng` alone, so `rng` and everything it decides (the pair,
+    the background, the shake) come out as without them.
     """
     h, w = size
+    if not 0 <= distractors < len(PALETTE):
+        raise ValueError(f"render_interaction: distractors should be 0..{len(PALETTE) - 1} (one palette colour "
+                         f"each, besides the object's), got {distractors}")
+    if distractors and distractor_rng is None:
+        raise ValueError("render_interaction: distractors > 0 needs a distractor_rng of their own")
     margin = shake * 4
     bg = _background(rng, h + 2 * margin, w + 2 * margin) if background is None else background
     colour = PALETTE[rng.integers(len(PALETTE))] if colour is None else np.asarray(colour, np.float32)
@@ -132,12 +209,26 @@ def render_interaction(motion: str, num_frames: int, size: tuple[int, int], rng:
         if shake else np.zeros((num_frames, 2), int)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     rx, ry = 0.11 * h * hand_scale, 0.14 * h * hand_scale
+    if distractors:
+        hand_x, hand_y = x - half - 0.4 * rx, y + 0.5 * half  # as in the frame loop below
+        path = [np.array([x[t] - half[t], y[t] - half[t], x[t] + half[t], y[t] + half[t]]) for t in range(num_frames)]
+        path += [np.array([hand_x[t] - rx, hand_y[t] - ry, hand_x[t] + rx, hand_y[t] + ry]) for t in range(num_frames)]
+        scene_distractors = _place_distractors(distractors, path, size, num_frames, distractor_rng)
+        others = [i for i in range(len(PALETTE)) if not np.array_equal(PALETTE[i], colour)]
+        distractor_colours = PALETTE[distractor_rng.choice(others, distractors, replace=False)]
+    else:
+        scene_distractors = np.zeros((num_frames, 0, 4), np.float32)
+        distractor_colours = np.zeros((0, 3), np.float32)
     frames = np.empty((num_frames, h, w, 3), np.uint8)
     hands, objects = np.empty((num_frames, 4), np.float32), np.empty((num_frames, 4), np.float32)
+    distractor_boxes = np.empty_like(scene_distractors)
     for t in range(num_frames):
         dx, dy = walk[t]
         frame = bg[margin + dy:margin + dy + h, margin + dx:margin + dx + w].copy()
-        ox, oy, oh = x[t] - dx, y[t] - dy, half[t]  # the view moves by +d, the scene by -d
+        for k, (x1, y1, x2, y2) in enumerate(scene_distractors[t]):  # the view moves by +d, the scene by -d
+            _paint_rect(frame, x1 - dx, y1 - dy, x2 - dx, y2 - dy, distractor_colours[k])
+            distractor_boxes[t, k] = _clip_box(x1 - dx, y1 - dy, x2 - dx, y2 - dy, w, h)
+        ox, oy, oh = x[t] - dx, y[t] - dy, half[t]
         if with_object:
             _paint_rect(frame, ox - oh, oy - oh, ox + oh, oy + oh, colour)
         # the hand grips the object's lower-left corner
@@ -147,7 +238,7 @@ def render_interaction(motion: str, num_frames: int, size: tuple[int, int], rng:
         objects[t] = _clip_box(ox - oh, oy - oh, ox + oh, oy + oh, w, h) if with_object else \
             np.array([ox, oy, ox, oy], np.float32)
         hands[t] = _clip_box(hx - rx, hy - ry, hx + rx, hy + ry, w, h)
-    return frames, hands, objects
+    return InteractionVideo(frames, hands, objects, distractor_boxes, distractor_colours)
 
 
 def render_charades_view(first_person: bool, actions, num_frames: int, fps: float,
@@ -196,6 +287,106 @@ def render_charades_view(first_person: bool, actions, num_frames: int, fps: floa
         frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
         boxes[t] = (np.array(hands, np.float32).reshape(-1, 4), np.array(objects, np.float32).reshape(-1, 4))
     return frames, boxes
+
+
+def render_charades_interaction_view(first_person: bool, actions, num_frames: int, fps: float,
+                                     size: tuple[int, int], rng: np.random.Generator,
+                                     class_colours: dict[int, np.ndarray], background: np.ndarray):
+    """One Charades-Ego-like view where an action is a hand touching its class's object.
+
+    Every frame shows one object of each class colour in a row, fixed in the scene, in an order
+    shuffled per recording, so which colours are visible says nothing. An action is active
+    while a hand grips the object of its class's colour from below (their boxes overlap); with
+    two active, each hand holds one (the left one the left-most); with none, both hands rest
+    below the row. No hand box ever overlaps an untouched object's box: a gripping hand is
+    narrower than its object's slot, and resting hands stay below the row.
+    first person: tall objects, two big hands entering from the bottom, camera shake (the
+    objects move with the scene, a gripping hand with its object; at most 8% of the frame, less
+    than render_charades_view's, so the row stays in view); third person: small objects
+    in front of a small figure that walks to them and reaches with its small hands, still camera.
+    `background` is float32 [H + 24, W + 24, 3] shared by the pair's two views.
+    Returns (frames uint8 [T, H, W, 3], boxes {t: (hand boxes [2, 4], touched object boxes
+    [A, 4])} -- what a hand-object detector reports --, object boxes {class id: float32 [T, 4]}
+    of every object), all x1, y1, x2, y2 in frame pixels, clipped to the frame.
+    """
+    h, w = size
+    margin = 12
+    labels = [int(c) for c in class_colours]
+    order = [labels[i] for i in rng.permutation(len(labels))]  # left to right
+    count = len(order)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if first_person:
+        # the shake is kept small enough that the row stays in view and clear of the resting hands
+        bound = min(margin, max(1, round(0.08 * min(h, w))))
+        walk = np.clip(np.cumsum(rng.integers(-3, 4, (num_frames, 2)), axis=0), -bound, bound)
+        slot = 0.8 * w / max(count, 3)
+        half_w, top, bottom = 0.3 * slot, 0.12 * h, 0.42 * h
+        rx, ry = min(0.16 * w, 0.45 * slot), 0.26 * h
+    else:
+        walk = np.zeros((num_frames, 2), int)
+        slot = 0.84 * w / max(count, 3)
+        half_w = min(0.06 * h, 0.35 * slot)
+        top, bottom = 0.56 * h - half_w, 0.56 * h + half_w
+        rx = ry = min(0.035 * h, 0.8 * half_w)
+        shirt = rng.uniform(30, 220, 3)
+        idle_x = rng.uniform(0.3, 0.7) * w
+    centres = {label: 0.5 * w + (k - (count - 1) / 2) * slot for k, label in enumerate(order)}
+    frames = np.empty((num_frames, h, w, 3), np.uint8)
+    boxes, object_boxes = {}, {label: np.empty((num_frames, 4), np.float32) for label in order}
+    figure_x = None
+    for t in range(num_frames):
+        dx, dy = walk[t]
+        frame = background[margin + dy:margin + dy + h, margin + dx:margin + dx + w].copy()
+        active = list(dict.fromkeys(a.label for a in actions if a.overlaps(t / fps, t / fps)))
+        if len(active) > 2:
+            raise ValueError(f"render_charades_interaction_view: frame {t} has {len(active)} actions active "
+                             f"({active}); two hands can hold at most two objects")
+        unknown = [label for label in active if label not in centres]
+        if unknown:
+            raise ValueError(f"render_charades_interaction_view: action classes {unknown} have no colour in "
+                             f"class_colours ({sorted(centres)})")
+        # hand 0 is the left one: of two objects it takes the left-most; one object goes to the
+        # hand on its side of the view
+        targets = sorted(active, key=lambda label: centres[label])
+        if len(targets) == 2:
+            holder = {targets[0]: 0, targets[1]: 1}
+        else:
+            holder = {label: int(centres[label] >= 0.5 * w) for label in targets}
+        if not first_person:
+            if len(targets) == 2:
+                wanted = 0.5 * (centres[targets[0]] + centres[targets[1]])
+            elif targets:  # stand beside the object, on the side of the hand that reaches it
+                wanted = centres[targets[0]] + (0.06 * w if holder[targets[0]] == 0 else -0.06 * w)
+            else:
+                wanted = idle_x
+            figure_x = wanted if figure_x is None else figure_x + float(np.clip(wanted - figure_x, -0.06 * w,
+                                                                                 0.06 * w))
+            _paint_rect(frame, figure_x - 0.05 * w, 0.42 * h, figure_x + 0.05 * w, 0.78 * h, shirt)
+            _paint_ellipse(frame, xx, yy, figure_x, 0.34 * h, 0.05 * h, 0.06 * h, SKIN)
+        for label in order:
+            x1, y1, x2, y2 = centres[label] - half_w - dx, top - dy, centres[label] + half_w - dx, bottom - dy
+            _paint_rect(frame, x1, y1, x2, y2, class_colours[label])
+            object_boxes[label][t] = _clip_box(x1, y1, x2, y2, w, h)
+        hand_centres = []
+        for side in (0, 1):
+            held = [label for label, hand in holder.items() if hand == side]
+            if held and first_person:  # the hand's top reaches the middle of the object
+                cx, cy = centres[held[0]] - dx, 0.5 * (top + bottom) + ry - dy
+            elif held:  # a small hand centred on the object's lower edge
+                cx, cy = centres[held[0]], bottom
+            elif first_person:
+                sway = 0.03 * w * math.sin(2 * math.pi * t / max(num_frames, 1))
+                cx, cy = (0.28 if side == 0 else 0.72) * w + sway, 0.64 * h + ry
+            else:
+                cx, cy = figure_x + (-0.075 if side == 0 else 0.075) * w, 0.72 * h
+            hand_centres.append((cx, cy))
+        for cx, cy in hand_centres:
+            _paint_ellipse(frame, xx, yy, cx, cy, rx, ry, SKIN)
+        frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
+        hands = np.stack([_clip_box(cx - rx, cy - ry, cx + rx, cy + ry, w, h) for cx, cy in hand_centres])
+        touched = np.array([object_boxes[label][t] for label in active], np.float32).reshape(-1, 4)
+        boxes[t] = (hands, touched)
+    return frames, boxes, object_boxes
 
 
 def write_box_detections(path: str, boxes: dict, size: tuple[int, int], rng: np.random.Generator) -> None:
@@ -306,7 +497,7 @@ def _youtube_id(rng: np.random.Generator) -> str:
 
 def make_kinetics(root: str, num_classes: int = 4, videos_per_class: int = 6, val_videos_per_class: int = 2,
                   size: tuple[int, int] = (96, 128), num_frames: int = 48, fps: float = 24.0,
-                  detector_scale: float = 2.0, seed: int = 0) -> dict:
+                  detector_scale: float = 2.0, distractors: int = 0, seed: int = 0) -> dict:
     """Kinetics-like mp4s, one motion per class.
 
     Writes `videos/<split>/<class name>/<youtube_id>_<start>_<end>.mp4`, the official CSVs
@@ -314,11 +505,19 @@ def make_kinetics(root: str, num_classes: int = 4, videos_per_class: int = 6, va
     to `videos/`), `classnames.txt` (index order = sorted names, the standard map) and
     `detections/<video_id>.pkl` (boxes given at `detector_scale` x the video size) and their
     store `detection_store/` ("detection_store" in the result).
-    Returns the paths and the truth: labels, splits, boxes and video paths per video id.
+    `distractors` > 0 adds that many untouched squares in other colours to every video (see the
+    module docstring); the detections still hold only the hand and the object it touches.
+    Returns the paths and the truth: labels, splits, boxes and video paths per video id (with
+    distractors, each video's boxes also hold "distractors" [T, D, 4] and "distractor_colours"
+    [D, 3]).
     """
     if not 1 <= num_classes <= len(MOTIONS):
         raise ValueError(f"make_kinetics: num_classes should be 1..{len(MOTIONS)}, got {num_classes}")
+    if not 0 <= distractors < len(PALETTE):
+        raise ValueError(f"make_kinetics: distractors should be 0..{len(PALETTE) - 1}, got {distractors}")
     rng = np.random.default_rng(seed)
+    # a stream of its own, so every video's pair, background and detections are as without them
+    distractor_rng = np.random.default_rng([seed, 1])
     motions = MOTIONS[:num_classes]
     names = sorted(KINETICS_CLASS_NAMES[m] for m in motions)
     video_root, det_root = os.path.join(root, "videos"), os.path.join(root, "detections")
@@ -333,18 +532,22 @@ def make_kinetics(root: str, num_classes: int = 4, videos_per_class: int = 6, va
             for _ in range(count):
                 start = int(rng.integers(0, 300))
                 video_id = kinetics_clip_filename(_youtube_id(rng), start, start + 10)
-                frames, hands, objects = render_interaction(motion, num_frames, size, rng)
+                video = render_interaction(motion, num_frames, size, rng, distractors=distractors,
+                                           distractor_rng=distractor_rng)
                 rel = os.path.join(split, name, video_id + ".mp4")
                 path = os.path.join(video_root, rel)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                write_video(path, frames, fps)
-                write_interaction_detections(detections_path(det_root, video_id), hands, objects, size,
+                write_video(path, video.frames, fps)
+                write_interaction_detections(detections_path(det_root, video_id), video.hands, video.objects, size,
                                              rng, detector_scale)
                 label = names.index(name)
                 csv_rows[split].append([name, video_id[:11], start, start + 10, split, 0])
                 list_rows[split].append(f"{rel} {label}")
                 out["labels"][video_id], out["split"][video_id] = label, split
-                out["paths"][video_id], out["boxes"][video_id] = path, {"hand": hands, "object": objects}
+                out["paths"][video_id], out["boxes"][video_id] = path, {"hand": video.hands, "object": video.objects}
+                if distractors:
+                    out["boxes"][video_id].update(distractors=video.distractors,
+                                                  distractor_colours=video.distractor_colours)
     header = ["label", "youtube_id", "time_start", "time_end", "split", "is_cc"]
     out["official_csv"] = {
         split: _write_csv(os.path.join(root, "annotations", name), header, csv_rows[split])
@@ -367,7 +570,7 @@ def make_kinetics(root: str, num_classes: int = 4, videos_per_class: int = 6, va
 
 def _charades_actions(rng, class_ids, length: float):
     """1-2 actions with spans inside [0, length]; shared by both views of a pair."""
-    chosen = rng.choice(class_ids, size=int(rng.integers(1, 3)), replace=False)
+    chosen = rng.choice(class_ids, size=min(int(rng.integers(1, 3)), len(class_ids)), replace=False)
     actions = []
     for label in chosen:
         start = float(rng.uniform(0, 0.6 * length))
@@ -378,7 +581,7 @@ def _charades_actions(rng, class_ids, length: float):
 
 def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, test_pairs: int = 3,
                       size: tuple[int, int] = (96, 128), num_frames: int = 48, as_frames: bool = False,
-                      unpaired_first_person: int = 1, seed: int = 0) -> dict:
+                      unpaired_first_person: int = 1, interaction_classes: bool = False, seed: int = 0) -> dict:
     """Charades-Ego-like paired recordings: `<id>` (third person) and `<id>EGO` (first person).
 
     Writes `CharadesEgo_v1_{train,test}.csv` (the 13 columns of the released files, quoted
@@ -387,6 +590,10 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
     c000..c156; each has its own object colour. `unpaired_first_person` extra first-person-only
     recordings go to train. The true hand and object boxes of every frame go to
     `detections/<id>.pkl` (100DOH layout) and their store `detection_store/` (Ego-Exo*).
+    `interaction_classes`: every frame shows an object of each class colour and an action is
+    a hand touching its class's object (render_charades_interaction_view); the result then also
+    holds, per video id, "boxes" ({t: (hand boxes, touched object boxes)}, what the detection
+    files hold) and "object_boxes" ({class id: [T, 4]}, every object's box).
     """
     if not 1 <= num_classes <= len(PALETTE):
         raise ValueError(f"make_charades_ego: num_classes should be 1..{len(PALETTE)}, got {num_classes}")
@@ -411,8 +618,14 @@ def make_charades_ego(root: str, num_classes: int = 4, train_pairs: int = 6, tes
             views = [True] if p >= pairs else [False, True]
             for first_person in views:
                 video_id = pair_id + ("EGO" if first_person else "")
-                frames, boxes = render_charades_view(first_person, actions, num_frames, CHARADES_FPS, size, rng,
-                                                     class_colours, background)
+                if interaction_classes:
+                    frames, boxes, object_boxes = render_charades_interaction_view(
+                        first_person, actions, num_frames, CHARADES_FPS, size, rng, class_colours, background)
+                    out.setdefault("boxes", {})[video_id] = boxes
+                    out.setdefault("object_boxes", {})[video_id] = object_boxes
+                else:
+                    frames, boxes = render_charades_view(first_person, actions, num_frames, CHARADES_FPS, size, rng,
+                                                         class_colours, background)
                 detection_files[video_id] = detections_path(os.path.join(root, "detections"), video_id)
                 # their own rng, so the rendered data does not depend on the detections
                 write_box_detections(detection_files[video_id], boxes, size,
@@ -463,14 +676,13 @@ def _make_epic(root: str, version: int, videos: dict[str, list[str]], segments_p
             for _ in range(segments_per_video):
                 verb = int(rng.integers(len(EPIC_VERBS)))
                 noun = int(rng.integers(len(EPIC_NOUNS)))
-                gap, gap_hands, gap_objects = render_interaction("still", gap_frames, size, rng, hand_scale=1.8,
-                                                                 shake=2, background=kitchen, with_object=False)
-                seg, seg_hands, seg_objects = render_interaction(EPIC_VERBS[verb][1], segment_frames, size, rng,
-                                                                 colour=PALETTE[noun], hand_scale=1.8, shake=2,
-                                                                 background=kitchen)
-                clips += [gap, seg]
-                hands += [gap_hands, seg_hands]
-                objects += [gap_objects, seg_objects]
+                gap = render_interaction("still", gap_frames, size, rng, hand_scale=1.8, shake=2,
+                                         background=kitchen, with_object=False)
+                seg = render_interaction(EPIC_VERBS[verb][1], segment_frames, size, rng, colour=PALETTE[noun],
+                                         hand_scale=1.8, shake=2, background=kitchen)
+                clips += [gap.frames, seg.frames]
+                hands += [gap.hands, seg.hands]
+                objects += [gap.objects, seg.objects]
                 start, stop = frame + gap_frames, frame + gap_frames + segment_frames - 1
                 segs.append((start, stop, verb, noun))
                 frame = stop + 1
@@ -598,7 +810,7 @@ def make_ssv2(root: str, videos_per_class: int = 4, val_videos_per_class: int = 
         for motion, label in plan:
             video_id = str(next_id)
             next_id += int(rng.integers(1, 50))
-            frames, _, _ = render_interaction(motion, num_frames, size, rng)
+            frames = render_interaction(motion, num_frames, size, rng).frames
             path = os.path.join(video_root, video_id + ".webm")
             write_video(path, frames, fps, codec="libvpx-vp9")
             out["paths"][video_id] = path
@@ -628,10 +840,18 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--charades-frames", action="store_true",
                         help="write Charades-Ego as JPEG frame folders instead of mp4 videos")
+    parser.add_argument("--kinetics-distractors", type=int, default=0, choices=range(len(PALETTE)), metavar="D",
+                        help="untouched squares in other colours in every Kinetics-like video (0-7)")
+    parser.add_argument("--charades-interaction-classes", action="store_true",
+                        help="Charades-Ego classes are which object a hand touches, every object always shown")
     args = parser.parse_args(argv)
     for name in MAKERS if args.dataset == "all" else [args.dataset]:
         start = time.perf_counter()
-        kwargs = {"as_frames": True} if name == "charades_ego" and args.charades_frames else {}
+        kwargs = {}
+        if name == "charades_ego":
+            kwargs.update(as_frames=args.charades_frames, interaction_classes=args.charades_interaction_classes)
+        if name == "kinetics":
+            kwargs.update(distractors=args.kinetics_distractors)
         result = MAKERS[name](os.path.join(args.out, name), seed=args.seed, **kwargs)
         print(f"{name}: {len(result['paths'])} videos in {result['root']} "
               f"({time.perf_counter() - start:.1f} s)")
