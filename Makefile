@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make demo   -- set up .venv, build the extension, run the main job (train_pretrain.py) on
-#                  generated data (CPU)
+#   make demo   -- set up .venv, build the extension, run the main job end to end (demo.py: teachers,
+#                  Third-only vs Ego-Exo pre-training, fine-tuning, scores, figures) on generated data (CPU)
 #   make test   -- same set-up, then the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -27,9 +27,9 @@ $(EXT_STAMP): $(VENV)/.deps-installed setup.py $(SOURCES)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $@
 
-# The main job, Ego-Exo pre-training, on its embedded default: generated data, CPU, a fresh run.
+# The main job end to end on its embedded default (demo.py): generated data, CPU, a fresh run.
 demo: setup
-	$(PY) train_pretrain.py --out_dir=runs/demo --resume=False
+	$(PY) demo.py --out_dir=runs/demo --fresh=true
 
 test: setup
 	$(PY) -m pytest -q tests
@@ -39,6 +39,7 @@ bench: setup
 	$(PY) bench/bench_loader.py
 	$(PY) bench/bench_detections.py
 	$(PY) bench/bench_score_teachers.py
+	$(PY) bench/bench_train.py --crop 112 --batch 2 --warmup 1 --repeats 5 --log-every 2 --intervals 2
 
 clean:
 	rm -rf build *.egg-info _egoexo_C*.so $(EXT_STAMP)
