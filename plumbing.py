@@ -449,6 +449,21 @@ class Checkpoints:
             return ckpt, path
         return None
 
+    def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: dict,
+               allow_changes: bool) -> tuple[int, int, int | None, dict | None]:
+        """Restore the newest readable checkpoint into model and optimizer (restore_training_state's
+        checks) and say so; returns (epoch, step, the epoch whose evaluation is owed or None,
+        {"epoch", "step", "path"} for the log) -- (0, 0, None, None) when there is none."""
+        newest = self.newest()
+        if newest is None:
+            return 0, 0, None, None
+        ckpt, path = newest
+        epoch, step = restore_training_state(path, model, optimizer, config, allow_changes, loaded=ckpt)
+        pending = self.pending_evaluation(ckpt)
+        self.log(f"resumed from {path}: epoch {epoch}, step {step}"
+                 + (f"; the evaluation of epoch {pending} did not finish and runs first" if pending is not None else ""))
+        return epoch, step, pending, {"epoch": epoch, "step": step, "path": path}
+
     def evaluated(self) -> set[int]:
         path = os.path.join(self.out_dir, "evaluated.txt")
         if not os.path.isfile(path):

@@ -349,17 +349,8 @@ def lr_at(epoch: float) -> float:
     return lr
 
 
-start_epoch, start_step, pending_eval, resumed_from = 0, 0, None, None
-newest = checkpoints.newest() if resume and train_set is not None else None
-if newest is not None:
-    ckpt, path = newest
-    start_epoch, start_step = plumbing.restore_training_state(path, model, optimizer, config, allow_setting_changes,
-                                                              loaded=ckpt)
-    pending_eval = checkpoints.pending_evaluation(ckpt)
-    resumed_from = {"epoch": start_epoch, "step": start_step, "path": path}
-    log(f"resumed from {path}: epoch {start_epoch}, step {start_step}"
-        + (f"; the evaluation of epoch {pending_eval} did not finish and runs first" if pending_eval is not None else ""))
-    del ckpt
+start_epoch, start_step, pending_eval, resumed_from = checkpoints.resume(model, optimizer, config, allow_setting_changes) \
+    if resume and train_set is not None else (0, 0, None, None)
 ddp_model = torch.nn.parallel.DistributedDataParallel(
     model, device_ids=[device.index] if device.type == "cuda" else None) if procs.ddp else model
 log(f"{arch} on {dataset} ({preset}): {sum(p.numel() for p in model.parameters()):,} parameters, tasks {tasks}, "

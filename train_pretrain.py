@@ -219,17 +219,8 @@ if device.type == "cuda" and bf16:
 global_batch = batch_size * world_size
 lr_peak = base_lr * global_batch / base_lr_batch
 optimizer = torch.optim.SGD(param_groups(model, weight_decay), lr=lr_peak, momentum=momentum, nesterov=True)
-start_epoch, start_step, pending_eval, resumed_from = 0, 0, None, None
-newest = checkpoints.newest() if resume else None
-if newest is not None:
-    ckpt, path = newest
-    start_epoch, start_step = plumbing.restore_training_state(path, model, optimizer, config, allow_setting_changes,
-                                                              loaded=ckpt)
-    pending_eval = checkpoints.pending_evaluation(ckpt)
-    resumed_from = {"epoch": start_epoch, "step": start_step, "path": path}
-    log(f"resumed from {path}: epoch {start_epoch}, step {start_step}"
-        + (f"; the evaluation of epoch {pending_eval} did not finish and runs first" if pending_eval is not None else ""))
-    del ckpt
+start_epoch, start_step, pending_eval, resumed_from = checkpoints.resume(model, optimizer, config,
+                                                                        allow_setting_changes) if resume else (0, 0, None, None)
 net = model  # the network itself: evaluation, precise BN and checkpoints use it
 if sync_bn and ddp:
     model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same modules' state: checkpoints unchanged
