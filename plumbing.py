@@ -327,6 +327,13 @@ def video_shard(num_videos: int, views: int, procs: Processes) -> list[int]:
     return [v * views + k for v in range(procs.rank, num_videos, procs.world_size) for k in range(views)]
 
 
+def eval_batch_size(batch_size: int, views: int) -> int:
+    """Evaluation batches of whole videos (a multiple of `views`, at least one video): the
+    dataset decodes all of a video's views in one pass when they arrive in one batch
+    (ClipDataset.__getitems__), so each test video is opened and decoded once."""
+    return views * max(1, batch_size // views)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 

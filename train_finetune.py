@@ -376,7 +376,8 @@ def run_evaluation(epoch: int) -> None:
     if val_set is None:
         return
     shard = plumbing.video_shard(len(val_set.videos), val_set.num_views, procs)
-    loader = DataLoader(val_set, batch_size=batch_size, sampler=shard, **loader_args)
+    loader = DataLoader(val_set, batch_size=plumbing.eval_batch_size(batch_size, val_set.num_views),
+                        sampler=shard, **loader_args)
     result = evaluate(model, loader, device=device, autocast_dtype=autocast_dtype, tasks=list(tasks),
                       aggregate="max" if multilabel else "mean", activation="sigmoid" if multilabel else "softmax",
                       extra_key="extra_features" if extra_dim else None)

@@ -272,7 +272,8 @@ def save(epoch: int, step: int) -> None:
 def run_evaluation(epoch: int) -> None:
     """Top-1 / top-5 over num_clips x num_crops views of every validation video (rank 0 logs)."""
     shard = plumbing.video_shard(len(val_set.videos), val_set.num_views, procs)
-    loader = DataLoader(val_set, batch_size=batch_size, sampler=shard, **loader_args)
+    loader = DataLoader(val_set, batch_size=plumbing.eval_batch_size(batch_size, val_set.num_views),
+                        sampler=shard, **loader_args)
     result = evaluate(net, loader, device=device, autocast_dtype=autocast_dtype, tasks=["action"])
     if result is None:  # not rank 0: its share went to rank 0
         return

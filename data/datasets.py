@@ -4,6 +4,9 @@ v2, read from their official annotation files, returning the data contract's sam
 All four share `ClipDataset`, which owns everything that is not about a dataset's files:
   * training: one random clip per video and epoch (random frames, scale jitter, crop, flip);
     testing: `num_clips x num_crops` views per video, dataset index = video * views + view.
+    A DataLoader batch is loaded as a whole (`__getitems__`): the views of one video in it
+    come from one decoding pass over the video (data.transforms.load_views), and a batch
+    holding all of a video's views decodes that video once.
   * the sampling rule of the authors' release for each data set (`sampling_defaults`, filled
     into the ClipSampling fields a caller leaves as None; data/transforms.py has the rules):
       Kinetics       "kinetics" window rule, flips, 10 x 3 test views
@@ -26,17 +29,19 @@ All four share `ClipDataset`, which owns everything that is not about a dataset'
     frames of another size, or past the frames the detections were made for, or a frame
     holding more boxes than any detector gives (detection_store.MAX_BOXES_PER_FRAME).
     Nothing in a teacher file reaches collate or the fused Interaction-Map op unchecked.
-  * bad input (missing/corrupt/truncated video or frame, an unusable teacher entry): in
-    training the sample is replaced by another random one, up to `max_retries` times, and
-    the messages travel in the sample's "failed" list (the training loop counts and reports
-    them), one per failed load; in evaluation the sample is `{"index", "video_id", "view",
-    "error"}`, never a blank clip.
+  * bad input (missing/corrupt/truncated video or frame, video data that FFmpeg flags as
+    damaged on the way to the clip's frames, an unusable teacher entry): in training the
+    sample is replaced by another random one, up to `max_retries` times, and the messages
+    travel in the sample's "failed" list (the training loop counts and reports them), one per
+    failed load; in evaluation the sample is `{"index", "video_id", "view", "error"}`, never a
+    blank clip.
   * `decode_on_device=True`: JPEG frame folders (Charades-Ego, EPIC-Kitchens) are not decoded
     in the worker; samples carry the files' bytes as "jpeg" for decoding on the training device
     (data/crop_normalize.py). Video files are decoded in the worker whatever the option.
-Decoding and placement are `data.transforms.load_clip`'s job. Besides the contract's fields a
-sample has "fps": the rate of the frames it came from (a video's own, a frame folder's
-extraction rate), None where the data set does not know it (EPIC frame folders).
+Decoding and placement are the job of `data.transforms.load_clip` (training clips) and
+`load_views` (test views). Besides the contract's fields a sample has "fps": the rate of the
+frames it came from (a video's own, a frame folder's extraction rate), None where the data set
+does not know it (EPIC frame folders).
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ from data.annotations import (CHARADES_FPS, CHARADES_NUM_CLASSES, EPIC55_NUM_NOU
                               read_ssv2_split)
 from data.detection_store import DetectionStore
 from data.teacher_targets import TeacherTargetError, load_teacher_embeddings, load_teacher_scores
-from data.transforms import FRAMES_SAMPLING, KINETICS_SAMPLING, SEGMENTS_SAMPLING, ClipSampling, load_clip
+from data.transforms import (FRAMES_SAMPLING, KINETICS_SAMPLING, SEGMENTS_SAMPLING, ClipSampling, load_clip,
+                             load_views)
 from data.video import VideoError
 
 # What counts as bad input while loading a sample: undecodable media, a segment outside its
@@ -182,17 +188,36 @@ class ClipDataset(Dataset):
         return len(self.videos) * self.num_views
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self):
-            raise IndexError(f"{type(self).__name__} index {index} out of range [0, {len(self)})")
+        self._check_index(index)
         if self.training:
             return self._training_sample(index)
         video, view = divmod(index, self.num_views)
-        try:
-            sample = self._load(video, view, np.random.default_rng(0))
-        except BAD_INPUT as e:
-            return {"index": index, "video_id": self.videos[video].video_id, "view": view, "error": str(e)}
-        sample["index"] = index
-        return sample
+        return self._test_samples(video, [view])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """The samples of a DataLoader batch, as [self[i] for i in indices] gives them (torch's
+        DataLoader calls this instead when it batches). In testing, the batch's views of one
+        video come from one decoding pass (load_views): a batch that holds all of a video's
+        views -- plumbing.video_shard lists them in a row, so a batch size that is a multiple
+        of num_views does -- decodes the video once."""
+        indices = [int(i) for i in indices]
+        for index in indices:
+            self._check_index(index)
+        if self.training:
+            return [self._training_sample(index) for index in indices]
+        positions: dict[int, list[int]] = {}  # video -> where its views sit in the batch
+        for position, index in enumerate(indices):
+            positions.setdefault(index // self.num_views, []).append(position)
+        samples: list[dict | None] = [None] * len(indices)
+        for video, where in positions.items():
+            views = [indices[p] % self.num_views for p in where]
+            for position, sample in zip(where, self._test_samples(video, views)):
+                samples[position] = sample
+        return samples
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < len(self):
+            raise IndexError(f"{type(self).__name__} index {index} out of range [0, {len(self)})")
 
     def set_epoch(self, epoch: int) -> None:
         """Training augmentation is drawn from (seed, epoch, index) alone -- not from whichever
@@ -205,7 +230,9 @@ class ClipDataset(Dataset):
         failed = []
         for _ in range(self.max_retries + 1):
             try:
-                sample = self._load(index, None, rng)
+                item = self.videos[index]
+                targets = self._targets(item)
+                sample = self._finish(item, self._read_clip(item, rng), None, targets)
             except BAD_INPUT as e:
                 failed.append(f"{self.videos[index].video_id}: {e}")
                 index = int(rng.integers(len(self.videos)))
@@ -216,23 +243,71 @@ class ClipDataset(Dataset):
         raise RuntimeError(f"{type(self).__name__}: {len(failed)} training samples in a row failed to load "
                            f"(bad data or wrong paths?):\n" + "\n".join(failed))
 
-    # -- loading -------------------------------------------------------------------------------
-    def _load(self, video: int, view: int | None, rng: np.random.Generator) -> dict:
+    def _test_samples(self, video: int, views: list[int]) -> list[dict]:
+        """The test views `views` of one video, decoded together; a view that cannot be loaded
+        is {"index", "video_id", "view", "error"}. When the joint decoding fails, the views are
+        loaded one by one, so each fails or loads exactly as on its own (a damaged stretch fails
+        the views whose frames need it, not the whole video)."""
         item = self.videos[video]
-        # the per-video teacher rows first: an unusable one fails the sample before any decoding
+        try:  # the per-video teacher rows first: an unusable one fails the views before any decoding
+            targets = self._targets(item)
+        except BAD_INPUT as e:
+            return [self._error_view(video, view, e) for view in views]
+        try:
+            clips = self._read_views(item, views)
+        except BAD_INPUT as e:
+            if len(views) == 1:
+                return [self._error_view(video, views[0], e)]
+            return [sample for view in views for sample in self._test_samples(video, [view])]
+        samples = []
+        for view, clip in zip(views, clips):
+            try:
+                sample = self._finish(item, clip, view, targets)
+            except BAD_INPUT as e:
+                samples.append(self._error_view(video, view, e))
+                continue
+            sample["index"] = video * self.num_views + view
+            samples.append(sample)
+        return samples
+
+    def _error_view(self, video: int, view: int, error: Exception) -> dict:
+        return {"index": video * self.num_views + view, "video_id": self.videos[video].video_id, "view": view,
+                "error": str(error)}
+
+    # -- loading -------------------------------------------------------------------------------
+    def _targets(self, item: VideoItem) -> dict:
+        """The video's teacher rows (scores, embeddings); raises for an unusable one."""
         targets = {key: scores[item.video_id] for key, scores in self.scores.items()}
         if self.embeddings:
             targets["extra_features"] = torch.cat([table[item.video_id] for table in self.embeddings])
+        return targets
+
+    def _read_clip(self, item: VideoItem, rng: np.random.Generator) -> dict:
+        """A training clip of the item (load_clip), in the recording's frame numbers."""
         if item.frame_name is None:
-            sample = load_clip(item.source, self.sampling, rng, view=view, first_frame=item.first_frame,
-                               num_frames=item.num_frames, threads=self.threads)
-        else:
-            # Only the segment's files are listed, so load_clip sees a segment-long source;
-            # its indices are then shifted back to the recording's frame numbers.
-            paths = self.frame_paths(item)
-            sample = load_clip(paths, self.sampling, rng, view=view, decode_on_device=self.decode_on_device)
-            sample["frame_indices"] = sample["frame_indices"] + item.first_frame
-            sample["fps"] = item.fps
+            return load_clip(item.source, self.sampling, rng, first_frame=item.first_frame,
+                             num_frames=item.num_frames, threads=self.threads)
+        return self._in_recording_frames(item, load_clip(self.frame_paths(item), self.sampling, rng,
+                                                         decode_on_device=self.decode_on_device))
+
+    def _read_views(self, item: VideoItem, views: list[int]) -> list[dict]:
+        """Test views of the item from one decoding pass (load_views), in the recording's frame numbers."""
+        if item.frame_name is None:
+            return load_views(item.source, self.sampling, views, first_frame=item.first_frame,
+                              num_frames=item.num_frames, threads=self.threads)
+        clips = load_views(self.frame_paths(item), self.sampling, views, decode_on_device=self.decode_on_device)
+        return [self._in_recording_frames(item, clip) for clip in clips]
+
+    @staticmethod
+    def _in_recording_frames(item: VideoItem, clip: dict) -> dict:
+        # Only the segment's files are listed, so the loader saw a segment-long source; its
+        # indices are shifted back to the recording's frame numbers.
+        clip["frame_indices"] = clip["frame_indices"] + item.first_frame
+        clip["fps"] = item.fps
+        return clip
+
+    def _finish(self, item: VideoItem, sample: dict, view: int | None, targets: dict) -> dict:
+        """A decoded clip -> the contract's sample: label, ids, teacher targets, detections."""
         sample["label"] = self.clip_label(item, sample["frame_indices"], sample["fps"])
         sample["video_id"] = item.video_id
         sample["view"] = 0 if view is None else view

@@ -22,7 +22,10 @@ fixed order (temporal, then short side, crop x, crop y, flip), so a dataset that
 (seed, epoch, index) gets the same clip in any worker.
 
 `load_clip` puts both together for one video or frame folder and returns the per-sample fields
-of the data contract, so the datasets stay thin. A JPEG frame folder can instead be left
+of the data contract, so the datasets stay thin; `load_views` does it for any set of a video's
+test views at once: their windows, overlapping or not, come from one decoding pass over the
+source (each frame decoded and converted once) and every crop is cut from those frames,
+exactly the samples load_clip gives view by view. A JPEG frame folder can instead be left
 encoded (`decode_on_device`): the worker then reads only the files' bytes and their header
 sizes, and the frames are decoded on the training device (data/crop_normalize.py), with the
 same frame indices and transform as if the worker had decoded them.
@@ -356,55 +359,111 @@ def load_clip(
     absolute, "fps": the video's frame rate, None for a frame folder (its data set knows the
     extraction rate)}.
     """
+    if view is not None:
+        return load_views(source, sampling, [view], first_frame, num_frames, precrop, threads, decode_on_device)[0]
     sampling = sampling.filled(**KINETICS_SAMPLING)
-    if view is not None and not 0 <= view < sampling.num_views:
-        raise ValueError(f"view must be in [0, {sampling.num_views}), got {view}")
+    (indices,), (pixels,), (height, width), fps = _read_windows(
+        source, sampling, [-1], rng, first_frame, num_frames, threads, decode_on_device)
+    transform = train_transform(
+        height, width, rng, sampling.min_size, sampling.max_size, sampling.crop_size, sampling.flip
+    )
+    return _place(pixels, transform, indices, fps, precrop)
+
+
+def load_views(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    sampling: ClipSampling,
+    views: Sequence[int],
+    first_frame: int = 0,
+    num_frames: int | None = None,
+    precrop: bool = True,
+    threads: int = 1,
+    decode_on_device: bool = False,
+) -> list[dict]:
+    """The test views `views` of one source (e.g. all num_clips·num_crops of them), in that
+    order, each the dict load_clip(..., view=v) returns, bit for bit.
+
+    The views' windows are decoded together: the source is opened once, each frame any window
+    needs is decoded and converted once, in one pass from the keyframe before the first one
+    (overlapping windows share their frames), and the crops of a window are cut from the same
+    frames. Peak memory is the windows' frames at full size (at most num_clips·clip_len frames)
+    plus the views themselves. Anything that stops the decoding (a missing, truncated or
+    damaged file) raises for all the views at once; a caller that wants the views that do not
+    need the bad part can load the rest one by one.
+    """
+    sampling = sampling.filled(**KINETICS_SAMPLING)
+    views = [int(v) for v in views]
+    if not views:
+        raise ValueError("load_views needs at least one view")
+    for view in views:
+        if not 0 <= view < sampling.num_views:
+            raise ValueError(f"view must be in [0, {sampling.num_views}), got {view}")
+    windows = sorted({view // sampling.num_crops for view in views})
+    indices, pixels, (height, width), fps = _read_windows(
+        source, sampling, windows, None, first_frame, num_frames, threads, decode_on_device)
+    crops = test_transforms(height, width, sampling.test_size, sampling.num_crops)
+    slot = {window: k for k, window in enumerate(windows)}
+    samples = []
+    for view in views:
+        window, crop = divmod(view, sampling.num_crops)
+        k = slot[window]
+        samples.append(_place(pixels[k], crops[crop], indices[k], fps, precrop))
+    return samples
+
+
+def _read_windows(source, sampling: ClipSampling, clip_indices: Sequence[int], rng: np.random.Generator | None,
+                  first_frame: int, num_frames: int | None, threads: int, decode_on_device: bool):
+    """The frames of the temporal windows `clip_indices` (-1: a random training window drawn
+    from rng; else test window i of num_clips, which draws nothing) of one source, read in one
+    pass. Returns (per window: int64 [T] absolute indices; per window: uint8 [T, H, W, 3] frames,
+    or the T files' bytes with decode_on_device; (H, W); fps, None for a frame folder)."""
     if first_frame < 0:
         raise ValueError(f"first_frame must be >= 0, got {first_frame}")
-    clip_idx, crop_idx = (-1, -1) if view is None else divmod(view, sampling.num_crops)
-    is_video = isinstance(source, (str, os.PathLike))
-    if is_video:
+    if isinstance(source, (str, os.PathLike)):
         with VideoReader(source, threads=threads) as reader:
             total = reader.num_frames
             fps = reader.fps
             fps_scale = fps / sampling.target_fps if sampling.target_fps else 1.0
             length = _segment_length(source, total, first_frame, num_frames)
-            offsets = temporal_offsets(sampling, length, clip_idx, rng, fps_scale)
-            indices = np.minimum(first_frame + offsets, total - 1)  # a segment may overrun the video
-            frames = reader.decode(indices)
-        height, width = frames.shape[1:3]
-    else:
-        if sampling.target_fps:
-            raise ValueError("target_fps needs a video file: a frame folder has no frame rate")
-        if len(source) == 0:
-            raise ValueError("load_clip: empty frame list")
-        length = _segment_length(f"frame folder of {os.fspath(source[0])}", len(source), first_frame, num_frames)
-        offsets = temporal_offsets(sampling, length, clip_idx, rng)
-        indices = np.minimum(first_frame + offsets, len(source) - 1)
-        fps = None
-        files = [source[i] for i in indices]
-        if decode_on_device:
-            jpeg, (height, width) = read_jpeg_folder(files)
-            frames = None
-        else:
-            frames = read_frame_folder(files)
-            height, width = frames.shape[1:3]
-    if view is None:
-        transform = train_transform(
-            height, width, rng, sampling.min_size, sampling.max_size, sampling.crop_size, sampling.flip
-        )
-    else:
-        transform = test_transforms(height, width, sampling.test_size, sampling.num_crops)[crop_idx]
+            # a segment may overrun the video
+            indices = [np.minimum(first_frame + temporal_offsets(sampling, length, clip_idx, rng, fps_scale), total - 1)
+                       for clip_idx in clip_indices]
+            frames = reader.decode(np.concatenate(indices))
+        return indices, _split(frames, indices), frames.shape[1:3], fps
+    if sampling.target_fps:
+        raise ValueError("target_fps needs a video file: a frame folder has no frame rate")
+    if len(source) == 0:
+        raise ValueError("load_clip: empty frame list")
+    length = _segment_length(f"frame folder of {os.fspath(source[0])}", len(source), first_frame, num_frames)
+    indices = [np.minimum(first_frame + temporal_offsets(sampling, length, clip_idx, rng), len(source) - 1)
+               for clip_idx in clip_indices]
+    files = [source[i] for i in np.concatenate(indices)]  # each file is read (and decoded) once
+    if decode_on_device:
+        jpeg, size = read_jpeg_folder(files)
+        return indices, _split(jpeg, indices), size, None
+    frames = read_frame_folder(files)
+    return indices, _split(frames, indices), frames.shape[1:3], None
+
+
+def _split(frames, indices: list[np.ndarray]) -> list:
+    """The windows' consecutive slices of one array (or list) of all their frames."""
+    bounds = np.cumsum([0] + [len(i) for i in indices])
+    return [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _place(pixels, transform: SpatialTransform, indices: np.ndarray, fps: float | None, precrop: bool) -> dict:
+    """The sample fields of one clip: its frames (pre-cropped) or JPEG bytes and where to sample them."""
     box = transform.source_box()
     sample = {}
-    if frames is None:  # decoded whole on the device: the box stays in full-frame pixels
-        sample["jpeg"] = jpeg
+    if isinstance(pixels, list):  # JPEG bytes, decoded whole on the device: the box stays in full-frame pixels
+        sample["jpeg"] = pixels
     else:
         if precrop:
+            height, width = pixels.shape[1:3]
             x0, y0, x1, y1 = precrop_region(box, height, width)
-            frames = np.ascontiguousarray(frames[:, y0:y1, x0:x1])
+            pixels = np.ascontiguousarray(pixels[:, y0:y1, x0:x1])
             box = (box[0] - x0, box[1] - y0, box[2], box[3])
-        sample["frames"] = torch.from_numpy(frames)
+        sample["frames"] = torch.from_numpy(pixels)
     sample.update(
         box=torch.tensor(box, dtype=torch.float32),
         flip=transform.flip,

@@ -1,8 +1,23 @@
 """Decoding clips from video files and JPEG frame folders, and writing videos.
 
 The training loader spends most of its time here, so decoding does only the work a clip needs:
-it seeks to the keyframe before the first wanted frame, decodes up to the last wanted frame,
-and converts to RGB only the frames that are kept, through one reused scaler per call.
+it seeks to the keyframe before the first wanted frame, feeds the decoder up to the packet of
+the last wanted frame (then drains it rather than decoding more packets to push frames out),
+and converts to RGB only the frames that are kept, through one reused scaler per call. Any set
+of frames, e.g. all the overlapping windows of a video's test views, comes from one such pass.
+
+H.264 pictures that are neither wanted nor a reference for other pictures (NAL header
+nal_ref_idc = 0) are left out of the decoder: nothing is predicted from them, so every other
+frame decodes to the same pixels (B-frames at stride 2 or 8 are most of the frames not
+sampled). The packets' NAL headers are read from their bytes (H264Parser); a bitstream the
+parser does not expect, or a decoder that disagrees with what was left out, makes the call
+decode every packet as without it.
+
+Damaged data is an error, not a clip: FFmpeg conceals broken slices and flags the frame
+(frame.is_corrupt). A flagged frame among those decoded for a call -- the wanted ones and the
+pictures decoded before them from the keyframe, which may be their references -- raises
+VideoError; only a flagged picture known to be a non-reference one (and not wanted) is let
+pass, since its damage reaches no other frame. Damage FFmpeg does not detect is not seen.
 
 Frame index = position of a frame in a full sequential decode of the video stream (presentation
 order, 0-based). To seek, every frame's presentation timestamp (pts) is needed:
@@ -86,15 +101,108 @@ def _uniform_grid_pts(stream: av.video.stream.VideoStream) -> np.ndarray | None:
     return stream.start_time + steps[0] * np.arange(n, dtype=np.int64)
 
 
+# -- H.264 NAL unit headers ------------------------------------------------------------------
+
+# NAL unit types (H.264 Table 7-1) that a packet of a picture nothing refers to may hold besides
+# its slices (type 1, coded slice of a non-IDR picture, with nal_ref_idc 0): SEI, access unit
+# delimiter, filler data. Any other type (IDR slices, data partitions, parameter sets, end of
+# sequence, extensions) means the packet is decoded.
+_NON_IDR_SLICE = 1
+_HARMLESS_NAL_TYPES = frozenset({6, 9, 12})
+
+
+class H264Parser:
+    """Tells from an H.264 packet's bytes whether it holds only non-reference pictures.
+
+    Every NAL unit starts with a one-byte header: forbidden_zero_bit (1 bit, always 0),
+    nal_ref_idc (2 bits; 0 = no other picture is predicted from this one) and nal_unit_type
+    (5 bits). MP4/MOV/MKV store H.264 as AVCC: each NAL unit is preceded by its big-endian
+    length, in lengthSizeMinusOne + 1 bytes (1, 2 or 4), the low two bits of byte 4 of the avcC
+    record that is the stream's extradata (byte 0, configurationVersion, is 1). Raw streams and
+    MPEG-TS use Annex B: NAL units after start codes 00 00 01 (or 00 00 00 01), and extradata,
+    if any, that does not start with 1 -- FFmpeg's own rule for telling the two apart.
+    """
+
+    def __init__(self, extradata: bytes | None):
+        """Raises ValueError for an avcC record too short or with an invalid length size."""
+        self.length_size: int | None = None  # None: Annex B
+        if extradata and extradata[0] == 1:
+            if len(extradata) < 7:
+                raise ValueError(f"avcC record of {len(extradata)} bytes; it has at least 7")
+            self.length_size = (extradata[4] & 3) + 1
+            if self.length_size == 3:
+                raise ValueError("avcC record gives NAL length fields of 3 bytes; H.264 allows 1, 2 or 4")
+
+    @classmethod
+    def for_stream(cls, codec_context) -> H264Parser | None:
+        """The parser for an H.264 stream; None for other codecs or an unreadable avcC record."""
+        if codec_context.name != "h264":
+            return None
+        try:
+            return cls(codec_context.extradata)
+        except ValueError:
+            return None
+
+    def nal_headers(self, data) -> list[int] | None:
+        """The header byte of each NAL unit in a packet; None when the bytes are not laid out
+        as the format says (lengths that do not tile the packet exactly, no start code first,
+        an empty unit, a set forbidden bit)."""
+        data = memoryview(data).cast("B")
+        n = len(data)
+        headers = []
+        if self.length_size is not None:
+            size, pos = self.length_size, 0
+            while pos < n:
+                if pos + size >= n:
+                    return None
+                length = int.from_bytes(data[pos : pos + size], "big")
+                pos += size
+                if length == 0 or pos + length > n:
+                    return None
+                headers.append(data[pos])
+                pos += length
+        else:
+            raw = data.tobytes()
+            start = raw.find(b"\x00\x00\x01")
+            if start < 0 or raw[:start].strip(b"\x00"):  # only zero bytes may precede the first start code
+                return None
+            while start >= 0:
+                if start + 3 >= n:
+                    return None
+                headers.append(raw[start + 3])
+                start = raw.find(b"\x00\x00\x01", start + 3)
+        if not headers or any(h & 0x80 for h in headers):
+            return None
+        return headers
+
+    def is_non_reference(self, data) -> bool | None:
+        """True when the packet holds slices of non-reference pictures only (besides SEI,
+        delimiters and filler): no other picture is predicted from it. False when it holds
+        anything else, None when its bytes do not parse (nal_headers)."""
+        headers = self.nal_headers(data)
+        if headers is None:
+            return None
+        slices = False
+        for header in headers:
+            ref_idc, kind = header >> 5 & 3, header & 0x1F
+            if kind == _NON_IDR_SLICE and ref_idc == 0:
+                slices = True
+            elif kind not in _HARMLESS_NAL_TYPES:
+                return False
+        return slices
+
+
 class VideoReader:
     """One open video file: frame count and rate, and exact decoding of frames by index.
 
     Use as a context manager. `threads` is FFmpeg's decoder thread count: 1 (default) decodes
     on the calling thread, the best use of the cores when every core runs a DataLoader worker
     (bench/bench_loader.py measures it); 0 lets FFmpeg pick frame+slice threading.
+    `skip_non_reference=False` feeds every H.264 packet to the decoder (same frames, slower;
+    for comparisons).
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, skip_non_reference: bool = True):
         self.path = os.fspath(path)
         if threads < 0:
             raise ValueError(f"threads must be >= 0, got {threads}")
@@ -116,7 +224,12 @@ class VideoReader:
                 raise VideoError(f"{self.path}: the video stream cannot be decoded (codec parameters missing)")
             ctx.thread_count = threads
             ctx.thread_type = "SLICE" if threads == 1 else "AUTO"
+            self.skip_non_reference = skip_non_reference
+            self.packets_decoded = 0  # packets handed to the decoder so far (benchmarks, tests)
+            self._parser = H264Parser.for_stream(ctx)  # None: not H.264, or an avcC record it cannot read
             self._scanned = False
+            self._index_of: dict[int, int] = {}  # frame index by pts, for the table `_index_table`
+            self._index_table: np.ndarray | None = None
             self._pts: np.ndarray | None = _uniform_grid_pts(self._stream)
             if self._pts is None:
                 self._pts = self._scan_packets()
@@ -249,7 +362,8 @@ class VideoReader:
 
         Indices may repeat and need not be sorted; indices past the last frame are clamped to
         it (PySlowFast-style padding of short videos). Frames are turned upright per the
-        display rotation.
+        display rotation. All of them come from one decoding pass (module docstring), whose
+        damaged frames raise VideoError.
         """
         wanted = np.asarray(frame_indices)
         if wanted.ndim != 1 or wanted.size == 0 or not np.issubdtype(wanted.dtype, np.integer):
@@ -262,75 +376,169 @@ class VideoReader:
         wanted = wanted.astype(np.int64)
         frames = None
         if self._pts is not None:
-            frames = self._decode_by_pts(wanted)
+            skip = self.skip_non_reference and self._parser is not None
+            frames = self._decode_by_pts(wanted, skip)
+            if frames is None and skip:
+                # The parser gave up, or the decoder's output disagrees with what was left out
+                # of it: feed it every packet before doubting the timestamps.
+                frames = self._decode_by_pts(wanted, False)
             if frames is None and not self._scanned:
                 # The evenly-spaced guess from the MOV index was wrong: list the real pts.
                 self._pts = self._scan_packets()
                 if self._pts is not None:
-                    frames = self._decode_by_pts(wanted)
+                    frames = self._decode_by_pts(wanted, False)
             if frames is None:  # the file contradicts its own timestamps: count instead
                 self._pts = None
         if frames is None:
             frames = self._decode_in_order(wanted)
         return frames
 
-    def _decode_by_pts(self, wanted: np.ndarray) -> np.ndarray | None:
+    def _decode_by_pts(self, wanted: np.ndarray, skip: bool) -> np.ndarray | None:
         """Seek + decode using the pts table; None if the file contradicts the table."""
         table = self._pts
+        if self._index_table is not table:  # pts -> frame index, for the frames of every pass
+            self._index_of, self._index_table = dict(zip(table.tolist(), range(len(table)))), table
         wanted = np.minimum(wanted, len(table) - 1)
         targets = np.unique(wanted)  # sorted
-        sink = _FrameSink(wanted)
         # The seek lands on the keyframe at or before the target *decode* time; with B-frames
         # that keyframe can be shown after the target frame, so back off further and retry.
         for back_off in (0, 16, 64, 256, len(table)):
             seek_index = max(int(targets[0]) - back_off, 0)
-            self._container.seek(int(table[seek_index]), backward=True, any_frame=False, stream=self._stream)
-            k = 0  # next target
-            overshot = False
-            try:
-                for frame in self._container.decode(self._stream):
-                    i = _lookup(table, frame.pts)
-                    if i is None:
-                        return None
-                    if k > 0 and i != previous + 1:
-                        return None  # a listed frame never came out of the decoder
-                    previous = i
-                    if i < targets[k]:
-                        continue
-                    if i > targets[k]:  # the seek landed past the first target
-                        overshot = True
-                        break
-                    sink.put(i, frame)
-                    k += 1
-                    if k == len(targets):
-                        self.rotation = sink.rotation
-                        return sink.frames
-            except Exception as e:
-                raise VideoError(f"{self.path}: decoding failed near frame {int(targets[k])}: {e}") from e
-            if not overshot:
-                raise VideoError(
-                    f"{self.path}: truncated or corrupt: the container lists {len(table)} frames "
-                    f"but decoding stopped before frame {int(targets[k])}"
-                )
+            frames = self._decode_pass(table, wanted, targets, seek_index, skip)
+            if frames is not _SEEK_EARLIER:
+                return frames
             if seek_index == 0:
                 return None
         return None
 
+    def _decode_pass(self, table: np.ndarray, wanted: np.ndarray, targets: np.ndarray, seek_index: int,
+                     skip: bool):
+        """One pass from the keyframe at or before frame `seek_index`: the frames, None (the
+        file contradicts the table, or the parser gave up while skipping), or _SEEK_EARLIER.
+
+        Packets are fed up to the last one (in decode order) holding a target, then the
+        decoder is drained, so every fed picture comes out and its damage flag is seen. With
+        `skip`, packets of non-reference pictures that are not targets are left out.
+
+        Between the first and the last target every listed frame must be accounted for: it
+        comes out of the decoder, or its packet was left out, or its packet comes after the
+        last target's (read from the demuxer, not decoded, once the targets are out). A listed
+        frame with no packet, or a fed one that never comes out, means the table is wrong.
+        """
+        sink = _FrameSink(wanted)
+        index_of = self._index_of
+        target_set = set(targets.tolist())
+        unfed = set(target_set)  # targets whose packet has not reached the decoder yet
+        fed: set[int] = set()
+        skipped: set[int] = set()
+        unseen_gaps: set[int] = set()  # frames between targets that neither came out nor were demuxed yet
+        non_reference: set[int] = set()  # fed pictures the parser found no picture refers to
+        keyframe = None  # index of the first keyframe fed: where decoding really starts
+        k = 0  # next target
+        previous = -1
+        if seek_index == 0:
+            self._rewind()  # a timestamp at the first frame may still land past it (MPEG-TS seeks by bytes)
+        else:
+            self._container.seek(int(table[seek_index]), backward=True, any_frame=False, stream=self._stream)
+        packets = self._container.demux(self._stream)
+        try:
+            for packet in packets:
+                index = index_of.get(packet.pts) if packet.size else None
+                unseen_gaps.discard(index)
+                if index is not None and self._parser is not None:
+                    kind = self._parser.is_non_reference(packet)
+                    if kind is None:  # not the bitstream the parser expects: stop trusting it
+                        self._parser = None
+                        if skip:
+                            return None
+                    elif kind and index not in target_set:
+                        if skip:
+                            skipped.add(index)
+                            continue
+                        non_reference.add(index)
+                if keyframe is None and packet.is_keyframe:
+                    keyframe = index
+                frames = packet.decode()
+                self.packets_decoded += 1
+                fed.add(index)
+                unfed.discard(index)
+                if not unfed:
+                    frames += self._stream.decode(None)  # drain: the frames still held come out
+                for frame in frames:
+                    i = index_of.get(frame.pts)
+                    if i is None:
+                        return None
+                    if frame.is_corrupt and i not in non_reference:
+                        if seek_index > 0 and (keyframe is None or i < keyframe):
+                            return _SEEK_EARLIER  # a leading picture: it needs data from before the seek
+                        raise VideoError(
+                            f"{self.path}: damaged video data: frame {i} was decoded with errors (FFmpeg "
+                            f"concealed them), on the way to frame(s) {_describe(targets)}"
+                        )
+                    if k == len(targets):
+                        continue  # drained pictures after the last target: checked for damage only
+                    if k > 0:
+                        if i <= previous:
+                            return None
+                        for j in range(previous + 1, i):
+                            if j in fed:
+                                return None  # a listed frame that was decoded never came out
+                            if j not in skipped:
+                                unseen_gaps.add(j)
+                    previous = i
+                    if i < targets[k]:
+                        continue
+                    if i > targets[k]:  # the seek landed past the first target / a target is missing
+                        return _SEEK_EARLIER if k == 0 else None
+                    sink.put(i, frame)
+                    k += 1
+                if not unfed:
+                    break
+            if k == len(targets) and unseen_gaps:
+                for packet in packets:  # demux only: the packets of the frames not yet accounted for
+                    unseen_gaps.discard(index_of.get(packet.pts) if packet.size else None)
+                    if not unseen_gaps:
+                        break
+        except VideoError:
+            raise
+        except Exception as e:
+            raise VideoError(f"{self.path}: decoding failed near frame {int(targets[min(k, len(targets) - 1)])}: "
+                             f"{e}") from e
+        if k == len(targets):
+            if unseen_gaps:
+                return None  # listed frames with no packet behind them
+            self.rotation = sink.rotation
+            return sink.frames
+        if not unfed:  # every target was fed but one never came out
+            return _SEEK_EARLIER if k == 0 and seek_index > 0 else None
+        if seek_index > 0 and (keyframe is None or keyframe > targets[k]):
+            return _SEEK_EARLIER  # the seek landed past the target's keyframe (MPEG-TS seeks by bytes)
+        raise VideoError(
+            f"{self.path}: truncated or corrupt: the container lists {len(table)} frames "
+            f"but decoding stopped before frame {int(targets[k])}"
+        )
+
     def _frames_from_start(self):
         self._rewind()
         try:
-            yield from self._container.decode(self._stream)
+            for packet in self._container.demux(self._stream):
+                self.packets_decoded += packet.size > 0
+                yield from packet.decode()
         except Exception as e:
             raise VideoError(f"{self.path}: decoding failed: {e}") from e
 
     def _decode_in_order(self, wanted: np.ndarray) -> np.ndarray:
-        """Decode from the start, index = decode order; past-the-end indices take the last frame."""
+        """Decode from the start, index = decode order; past-the-end indices take the last frame.
+
+        Without timestamps a frame cannot be tied to its packet, so every frame up to the last
+        target (and those the decoder still holds then) must be free of damage."""
         targets = np.unique(wanted)
         sink = _FrameSink(wanted)
         k = 0
         last = None
         count = 0
         for count, frame in enumerate(self._frames_from_start(), start=1):
+            self._check_undamaged(frame, count - 1, targets)
             last = frame
             if count - 1 == targets[k]:
                 sink.put(count - 1, frame)
@@ -342,8 +550,34 @@ class VideoReader:
                 raise VideoError(f"{self.path}: no frame could be decoded")
             self._count = count
             sink.put_slots(np.flatnonzero(wanted >= targets[k]), last)
+        if k == len(targets):
+            try:
+                held = self._stream.decode(None)
+            except av.error.EOFError:  # the last target came with the end of the file: nothing is held
+                held = []
+            except Exception as e:
+                raise VideoError(f"{self.path}: decoding failed: {e}") from e
+            for offset, frame in enumerate(held, start=count):
+                self._check_undamaged(frame, offset, targets)
         self.rotation = sink.rotation
         return sink.frames
+
+    def _check_undamaged(self, frame: av.VideoFrame, index: int, targets: np.ndarray) -> None:
+        if frame.is_corrupt:
+            raise VideoError(
+                f"{self.path}: damaged video data: frame {index} was decoded with errors (FFmpeg "
+                f"concealed them), on the way to frame(s) {_describe(targets)}"
+            )
+
+
+# A pass that must start from an earlier keyframe (VideoReader._decode_pass).
+_SEEK_EARLIER = object()
+
+
+def _describe(indices: np.ndarray) -> str:
+    """A short list of frame indices for messages."""
+    shown = ", ".join(str(int(i)) for i in indices[:6])
+    return shown + (f", ... ({len(indices)} frames)" if len(indices) > 6 else "")
 
 
 def _span_seconds(first: int, end: int, time_base: Fraction) -> float:
@@ -353,14 +587,6 @@ def _span_seconds(first: int, end: int, time_base: Fraction) -> float:
     (a stream may start late, or before 0), so the longer of the two readings is taken.
     """
     return max(float((end - first) * time_base), float(end * time_base))
-
-
-def _lookup(table: np.ndarray, pts: int | None) -> int | None:
-    """Index of `pts` in the sorted table, None if absent."""
-    if pts is None:
-        return None
-    i = int(np.searchsorted(table, pts))
-    return i if i < len(table) and table[i] == pts else None
 
 
 class _FrameSink:
@@ -404,12 +630,13 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         return reader.info
 
 
-def decode_frames(path: str | os.PathLike, frame_indices, threads: int = 1) -> np.ndarray:
+def decode_frames(path: str | os.PathLike, frame_indices, threads: int = 1,
+                  skip_non_reference: bool = True) -> np.ndarray:
     """uint8 [len(frame_indices), H, W, 3] RGB frames of `path` at the given frame indices.
 
     See VideoReader.decode for the index rules; raises VideoError naming the file.
     """
-    with VideoReader(path, threads=threads) as reader:
+    with VideoReader(path, threads=threads, skip_non_reference=skip_non_reference) as reader:
         return reader.decode(frame_indices)
 
 

@@ -831,3 +831,68 @@ def test_unusable_entries_fail_the_same_way_in_data_loader_workers(data, tmp_pat
         assert got["video_id"] == want["video_id"] and torch.equal(got["ego_score"], want["ego_score"])
         assert bad_score not in got["video_id"] and bad_boxes not in got["video_id"]
         assert torch.equal(got["detections"]["boxes"], want["detections"]["boxes"])
+
+
+# ----------------------------------------------------------------------------- test views in batches
+
+
+def _same_sample(got: dict, want: dict) -> bool:
+    if got.keys() != want.keys():
+        return False
+    for key, value in want.items():
+        other = got[key]
+        if isinstance(value, dict):
+            if not _same_sample(other, value):
+                return False
+        elif isinstance(value, torch.Tensor):
+            if not torch.equal(other, value):
+                return False
+        elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):  # JPEG bytes
+            if len(other) != len(value) or not all(torch.equal(a, b) for a, b in zip(other, value)):
+                return False
+        elif other != value:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", ["kinetics", "charades", "charades_frames", "epic100", "epic100_videos", "ssv2"])
+def test_a_batch_of_test_views_decodes_each_source_once(data, monkeypatch, name):
+    # Every multi-view evaluation goes through ClipDataset's test views: a DataLoader batch of a
+    # video's views (here all of them) is what the views give one by one, from one open of the
+    # video (or one read of each frame file) instead of one per view.
+    import data.transforms as transforms  # (`data` is the fixture here)
+    import torchvision.io
+
+    sets = {
+        "kinetics": lambda: kinetics(data, False),
+        "charades": lambda: CharadesEgoDataset(False, csv_path=data["charades"]["csv"]["test"],
+                                               data_root=data["charades"]["data_root"], sampling=SAMPLING),
+        "charades_frames": lambda: _frame_folder_dataset(data, "charades_frames", False),
+        "epic100": lambda: _frame_folder_dataset(data, "epic100", False, decode_on_device=True),
+        "epic100_videos": lambda: EpicKitchensDataset(False, annotations=data["epic100_videos"]["csv"]["validation"],
+                                                      data_root=data["epic100_videos"]["root"], sampling=SAMPLING),
+        "ssv2": lambda: ssv2(data, False, sampling=SAMPLING),
+    }
+    ds = sets[name]()
+    one_by_one = [ds[i] for i in range(len(ds))]
+    opened, reads = [], []
+
+    class CountingReader(transforms.VideoReader):
+        def __init__(self, path, *args, **kw):
+            opened.append(path)
+            super().__init__(path, *args, **kw)
+
+    real_read = torchvision.io.read_file
+    monkeypatch.setattr(transforms, "VideoReader", CountingReader)
+    monkeypatch.setattr(torchvision.io, "read_file", lambda path: reads.append(path) or real_read(path))
+    loader = torch.utils.data.DataLoader(ds, batch_size=ds.num_views, collate_fn=list)
+    together = [sample for batch in loader for sample in batch]
+    assert len(together) == len(one_by_one) == len(ds.videos) * ds.num_views
+    assert all("error" not in s for s in together)
+    for index, (got, want) in enumerate(zip(together, one_by_one)):
+        assert _same_sample(got, want), f"{name} index {index}"
+    if ds.videos[0].frame_name is None:
+        assert opened == [v.source for v in ds.videos]
+    else:  # frame folders: each file a video's views need is read once
+        needed = {(s["video_id"], int(i)) for s in together for i in s["frame_indices"]}
+        assert len(reads) == len(needed)

@@ -143,3 +143,8 @@ def test_resume_refuses_changed_settings_unless_allowed(tmp_path):
     assert "log_every" not in message and "num_workers" not in message  # free to change
     assert plumbing.restore_training_state(path, model, optimizer, changed, allow_changes=True) == (1, 0)
     assert plumbing.restore_training_state(path, model, optimizer, {**saved, "log_every": 1}) == (1, 0)
+
+
+def test_eval_batches_hold_whole_videos():
+    assert plumbing.eval_batch_size(8, 30) == 30 and plumbing.eval_batch_size(64, 30) == 60
+    assert plumbing.eval_batch_size(8, 2) == 8 and plumbing.eval_batch_size(3, 2) == 2 and plumbing.eval_batch_size(8, 1) == 8
