@@ -74,9 +74,13 @@ class Stages:
               + "".join(f"\n    $ {line}" for line in lines), flush=True)
         with open(log_path, "w", encoding="utf-8") as log:
             done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=sys.stderr)  # tqdm bars: stderr
+        with open(log_path, encoding="utf-8") as log:
+            output = log.read().splitlines()
+        for line in output:  # a script's warnings are the user's to see (untrained teacher weights, ...)
+            if line.startswith("WARNING"):
+                print(f"    {line}", flush=True)
         if done.returncode != 0:
-            with open(log_path, encoding="utf-8") as log:
-                tail = log.read().splitlines()[-15:]
+            tail = output[-15:]
             sys.exit("\n".join(tail) + f"\ndemo.py: stage {name!r} failed (exit {done.returncode}); its output is in "
                      f"{log_path}")
 
