@@ -62,7 +62,7 @@ def settings(data, out_dir, **extra):
                   detections=k["detection_store"], ego_scores=root / "ego.pt", object_scores=root / "object.pt",
                   no_pair_ego_scores=root / "no_pair.pt", min_size=32, max_size=36, crop_size=32, epochs=1,
                   batch_size=2, base_lr=0.01, base_lr_batch=2, warmup_epochs=0.5, num_workers=0, log_every=1,
-                  checkpoint_every=100, arch="slow_8x8_r50", device="cpu", progress=False, out_dir=out_dir)
+                  checkpoint_every=100, keep_checkpoints=1, arch="slow_8x8_r50", device="cpu", progress=False, out_dir=out_dir)
     values.update(extra)
     return [f"--{k}={v}" for k, v in values.items()]
 

@@ -39,7 +39,7 @@ def data(tmp_path_factory):
 
 
 def command(out_dir, **settings):
-    merged = {**SMALL, "out_dir": str(out_dir), **settings}
+    merged = {**SMALL, "out_dir": str(out_dir), "keep_checkpoints": 1, **settings}
     return [sys.executable, os.path.join(ROOT, "train_finetune.py")] + [f"--{k}={v}" for k, v in merged.items()]
 
 

@@ -26,7 +26,8 @@ def command(kinetics, out_dir):
     settings = dict(preset="interaction_map", train_list=kinetics["lists"]["train"], video_root=kinetics["video_root"], num_classes=2,
                     detections=kinetics["detection_store"], min_size=32, max_size=40, crop_size=32, epochs=3,
                     batch_size=2, base_lr=0.05, base_lr_batch=2, warmup_epochs=1.0, num_workers=1,
-                    log_every=1, checkpoint_every=1, arch="slow_8x8_r50", device="cpu", out_dir=str(out_dir))
+                    log_every=1, checkpoint_every=1, keep_checkpoints=1, arch="slow_8x8_r50", device="cpu",
+                    out_dir=str(out_dir))
     return [sys.executable, os.path.join(ROOT, "train_pretrain.py")] + [f"--{k}={v}" for k, v in settings.items()]
 
 
