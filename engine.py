@@ -166,10 +166,11 @@ def train_one_epoch(
             rate, wait_fraction = clips / seconds, min(waited / seconds, 1.0)
             memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
             bar.set_postfix(loss=f"{means['loss']:.4f}", clips_s=f"{rate:.1f}", refresh=False)
-            log(f"epoch {epoch} step {step}/{steps_per_epoch} lr {lr:.4g} "
-                + " ".join(f"{k} {v:.4f}" for k, v in means.items())
-                + f" | {rate:.1f} clips/s, data wait {100 * wait_fraction:.0f}%"
-                + (f", {memory:.1f} GiB" if memory is not None else ""))
+            with tqdm.external_write_mode():  # the line above the bar, not into it
+                log(f"epoch {epoch} step {step}/{steps_per_epoch} lr {lr:.4g} "
+                    + " ".join(f"{k} {v:.4f}" for k, v in means.items())
+                    + f" | {rate:.1f} clips/s, data wait {100 * wait_fraction:.0f}%"
+                    + (f", {memory:.1f} GiB" if memory is not None else ""))
             if record is not None:
                 record("train", epoch=epoch, step=step, steps_per_epoch=steps_per_epoch,
                        progress=round(epoch + step / steps_per_epoch, 6), lr=lr, loss=means, clips_per_s=rate,
@@ -215,11 +216,11 @@ def precise_bn(model: torch.nn.Module, loader, *, num_batches: int, device: torc
         used += 1
     for m, (momentum, mean, var, count) in zip(bns, saved):
         m.momentum = momentum
+        m.num_batches_tracked.copy_(count)
         if used == 0:  # nothing loaded: keep the running statistics of training
-            m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(count)
-        else:
-            m.num_batches_tracked.copy_(count)
-    if used and dist.is_available() and dist.is_initialized():
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+    if dist.is_available() and dist.is_initialized():  # every rank joins, whatever it loaded
         for m in bns:
             for buffer in (m.running_mean, m.running_var):
                 dist.all_reduce(buffer)

@@ -513,8 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def json_ready(value):
-    """NaN (a class without positives) as null, so the output is strict JSON."""
-    if isinstance(value, float) and math.isnan(value):
+    """NaN (a class without positives) and inf as null, so the output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: json_ready(v) for k, v in value.items()}

@@ -270,23 +270,14 @@ class RunLog:
         """One strict-JSON line (NaN and inf written as null) of the given kind, timestamped."""
         if not (self.is_main and self.json_path):
             return
-        line = json.dumps(_strict_json({"kind": kind, **fields, "time": round(time.time(), 3)}), allow_nan=False)
+        from evaluate import json_ready
+        line = json.dumps(json_ready({"kind": kind, **fields, "time": round(time.time(), 3)}), allow_nan=False)
         with open(self.json_path, "ab+") as f:
             if f.tell() > 0:  # a run killed mid-write left half a line: end it, so this one stands alone
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
                     line = "\n" + line
             f.write((line + "\n").encode("utf-8"))
-
-
-def _strict_json(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    return value
 
 
 def make_log(procs: Processes, out_dir: str | None = None) -> RunLog:
@@ -524,14 +515,13 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def summarise_epoch(procs: Processes, log: Callable[[str], None], epoch: int, stats: dict, seconds: float) -> None:
+def summarise_epoch(procs: Processes, log: RunLog, epoch: int, stats: dict, seconds: float) -> None:
     """The epoch's mean loss terms, and the samples that failed to load and were replaced,
     counted over every rank (engine.train_one_epoch's stats; never silent)."""
     failed = torch.tensor(len(stats["failed"]))
     if procs.ddp:
         dist.all_reduce(failed)
-    if hasattr(log, "record"):
-        log.record("epoch", epoch=epoch, progress=float(epoch + 1), loss=stats["loss"], failed=int(failed),
+    log.record("epoch", epoch=epoch, progress=float(epoch + 1), loss=stats["loss"], failed=int(failed),
                    seconds=seconds)
     log(f"epoch {epoch} done in {seconds:.0f}s: mean loss " + " ".join(f"{k} {v:.4f}" for k, v in stats["loss"].items())
         + f"; {int(failed)} samples failed to load and were replaced")
